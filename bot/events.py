@@ -1,0 +1,88 @@
+"""The data that flows between stages: events raised by rules, rendered messages, alert records.
+
+All frozen: a stage never changes what an earlier stage handed it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = ["AlertRecord", "Event", "SlackMessage"]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A change worth telling the desk about, raised by a rule from (previous, current) snapshots.
+
+    Fields:
+    - ``rule``: the rule's config name (``regime_flip``, ``candidate``, ``top_n``).
+    - ``kind``: what happened; it names the template (``templates/slack/<kind>.j2``):
+      ``regime_flip``, ``regime_flip_ended``, ``candidate``, ``leaderboard_entry``,
+      ``leaderboard_lead``, ``leaderboard_exit``.
+    - ``symbol``: the underlying, upper case.
+    - ``board``: for leaderboard events the board it happened on (``options:buyers``,
+      ``options:sellers``, ``zero_dte:<metric>``); ``None`` for per-symbol rules.
+    - ``state``: identity of the state alerted on (``regime_flip``, ``candidate:bullish``,
+      ``top:3``, ``lead``...). With ``alert_key`` it is what dedupe compares: the same key in
+      the same state is never alerted twice in a row.
+    - ``occurred_at``: UTC; the source's ``as_of`` / ``generatedUtc`` when it has one, else
+      the tick's time.
+    - ``context``: what the template shows (the current response model, previous labels...).
+    - ``thread_parent``: for follow-ups, the ``alert_key`` of the alert whose Slack thread
+      this goes into; ``None`` for a top-level alert.
+    - ``follow_up``: ``True`` for a thread reply that closes an earlier alert (not subject to
+      the cooldown, and only sent when the parent was).
+    """
+
+    rule: str
+    kind: str
+    symbol: str
+    state: str
+    occurred_at: datetime
+    context: Mapping[str, Any] = field(default_factory=dict)
+    board: str | None = None
+    thread_parent: str | None = None
+    follow_up: bool = False
+
+    @property
+    def alert_key(self) -> str:
+        """Cooldown and threading key: ``rule:board:symbol`` (board ``-`` when none)."""
+        return f"{self.rule}:{self.board or '-'}:{self.symbol}"
+
+
+@dataclass(frozen=True, slots=True)
+class SlackMessage:
+    """A rendered Slack post: Block Kit ``blocks`` (JSON-ready dicts) plus the plain ``text``
+    fallback Slack shows in notifications. ``kind`` is the template it came from."""
+
+    kind: str
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """One alert as the store remembers it (the alert log), for cooldowns, threads and the recap.
+
+    ``occurred_at`` and ``sent_at`` are UTC (``sent_at`` ``None`` while undelivered);
+    ``channel`` / ``ts`` are Slack's answer to the post (``None`` for console or webhook
+    delivery, where Slack returns no timestamp); ``permalink`` when Slack gave one.
+    ``summary`` is the plain-text fallback of the message, for digest lists.
+    """
+
+    id: int
+    alert_key: str
+    rule: str
+    kind: str
+    symbol: str
+    board: str | None
+    state: str
+    occurred_at: datetime
+    sent_at: datetime | None
+    channel: str | None
+    ts: str | None
+    permalink: str | None
+    summary: str
