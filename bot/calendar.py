@@ -1,0 +1,234 @@
+"""The exchange trading calendar (NYSE by default): sessions, early closes, when a recap is due.
+
+Built on ``exchange_calendars``. Every method takes and returns *aware* datetimes; instants are
+UTC (``*_utc``) unless a name says New York (``*_ny``). A naive datetime is rejected, because
+guessing its zone is how a recap ends up an hour late after a DST change.
+
+Config keys that drive the callers (read by the scheduler, not here):
+``[recap] enabled, delay_minutes`` and ``[digest] enabled, at = "16:30", weekly_on``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
+from zoneinfo import ZoneInfo
+
+import exchange_calendars as xcals
+
+__all__ = [
+    "NEW_YORK",
+    "WEEKDAYS",
+    "CalendarRangeError",
+    "Session",
+    "TradingCalendar",
+]
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+"""Names accepted by ``[digest] weekly_on`` (index = ``date.weekday()``)."""
+
+
+class CalendarRangeError(ValueError):
+    """A date or instant outside the range the calendar was built for (``start``..``end``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """One trading session.
+
+    - ``date``: the session's New York calendar date.
+    - ``open_utc`` / ``close_utc``: aware UTC instants of the open and the close.
+    - ``early_close``: ``True`` on a shortened day (e.g. 13:00 ET the day after Thanksgiving).
+    """
+
+    date: date
+    open_utc: datetime
+    close_utc: datetime
+    early_close: bool = False
+
+    @property
+    def open_ny(self) -> datetime:
+        """The open as an aware America/New_York datetime (09:30 ET on XNYS)."""
+        return self.open_utc.astimezone(NEW_YORK)
+
+    @property
+    def close_ny(self) -> datetime:
+        """The close as an aware America/New_York datetime (16:00 ET, 13:00 ET when early)."""
+        return self.close_utc.astimezone(NEW_YORK)
+
+    @property
+    def minutes(self) -> int:
+        """Length of the session in minutes (390 on a full NYSE day, 210 on an early close)."""
+        return int((self.close_utc - self.open_utc).total_seconds() // 60)
+
+
+def _utc(now: datetime) -> datetime:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"naive datetime {now!r}: pass an aware datetime (UTC or New York)")
+    return now.astimezone(UTC)
+
+
+@cache
+def _load_sessions(exchange: str, start: date, end: date) -> tuple[Session, ...]:
+    # Building an exchange calendar takes ~0.5 s; one process asks for the same range again and
+    # again (scheduler, CLI, tests), hence the cache. Sessions are immutable, so sharing is safe.
+    with warnings.catch_warnings():
+        # exchange_calendars 4.13 trips a pandas 3 deprecation internally; not ours to fix.
+        warnings.filterwarnings("ignore", message="Series.values returning")
+        cal = xcals.get_calendar(exchange, start=start.isoformat(), end=end.isoformat())
+    early = {ts.date() for ts in cal.early_closes}
+    sched = cal.schedule
+    return tuple(
+        Session(
+            date=day.date(),
+            open_utc=opened.to_pydatetime().astimezone(UTC),
+            close_utc=closed.to_pydatetime().astimezone(UTC),
+            early_close=day.date() in early,
+        )
+        for day, opened, closed in zip(sched.index, sched["open"], sched["close"], strict=True)
+    )
+
+
+class TradingCalendar:
+    """Sessions of one exchange over an explicit date range.
+
+    ``exchange`` is an ``exchange_calendars`` code (``"XNYS"`` for NYSE). ``start`` / ``end``
+    bound the range (New York dates, inclusive); by default one year back to two years ahead of
+    today, because the library's own default stops a year ahead and a long-running bot would
+    silently run out of sessions. Methods asked about dates outside the range raise
+    :class:`CalendarRangeError`; rebuild the calendar (e.g. daily) to slide the window.
+    Construction is cached per (exchange, start, end).
+    """
+
+    def __init__(
+        self, exchange: str = "XNYS", start: date | None = None, end: date | None = None
+    ) -> None:
+        today = date.today()
+        self.exchange = exchange
+        self.start = start or today - timedelta(days=366)
+        self.end = end or today + timedelta(days=2 * 366)
+        if self.end <= self.start:
+            raise ValueError(f"calendar end {self.end} is not after start {self.start}")
+        self._sessions = _load_sessions(exchange, self.start, self.end)
+        self._dates = [s.date for s in self._sessions]
+        self._closes = [s.close_utc for s in self._sessions]
+        self._opens = [s.open_utc for s in self._sessions]
+
+    def __repr__(self) -> str:
+        return f"TradingCalendar({self.exchange!r}, start={self.start}, end={self.end})"
+
+    def _check_day(self, day: date) -> None:
+        if not self.start <= day <= self.end:
+            raise CalendarRangeError(
+                f"{day} is outside the {self.exchange} calendar range {self.start}..{self.end}"
+            )
+
+    def session_for(self, day: date) -> Session | None:
+        """The session on New York date ``day``, or ``None`` on a weekend or holiday.
+
+        Raises :class:`CalendarRangeError` when ``day`` is outside the calendar's range.
+        """
+        self._check_day(day)
+        i = bisect.bisect_left(self._dates, day)
+        if i < len(self._dates) and self._dates[i] == day:
+            return self._sessions[i]
+        return None
+
+    def session_at(self, now: datetime) -> Session | None:
+        """The session in progress at aware instant ``now`` (open ≤ now < close), else ``None``."""
+        now = _utc(now)
+        self._check_day(now.astimezone(NEW_YORK).date())
+        i = bisect.bisect_right(self._opens, now) - 1
+        if i >= 0 and now < self._sessions[i].close_utc:
+            return self._sessions[i]
+        return None
+
+    def is_open(self, now: datetime) -> bool:
+        """``True`` while a session is in progress at aware instant ``now`` (close exclusive)."""
+        return self.session_at(now) is not None
+
+    def last_closed_session(self, now: datetime) -> Session | None:
+        """The most recent session whose close is at or before ``now`` (aware), else ``None``
+        (``now`` before the first session in range)."""
+        now = _utc(now)
+        self._check_day(now.astimezone(NEW_YORK).date())
+        i = bisect.bisect_right(self._closes, now) - 1
+        return self._sessions[i] if i >= 0 else None
+
+    def next_session(self, now: datetime) -> Session:
+        """The first session that opens strictly after ``now`` (aware): while a session is in
+        progress this is tomorrow's (or Monday's). Raises :class:`CalendarRangeError` when the
+        range has no later session."""
+        now = _utc(now)
+        i = bisect.bisect_right(self._opens, now)
+        if i >= len(self._sessions):
+            raise CalendarRangeError(
+                f"no {self.exchange} session after {now.isoformat()} before {self.end}"
+            )
+        return self._sessions[i]
+
+    def recap_due(self, now: datetime, delay_minutes: float = 5) -> Session | None:
+        """The session whose recap is due at aware instant ``now``, or ``None``.
+
+        A session's recap is due from ``close + delay_minutes`` until the end of that New York
+        calendar day, so a bot (re)started at 17:00 ET still returns that day's session (the
+        missed-run catch-up), while on a weekend, a holiday or the next morning nothing is due.
+        The same session is returned on every call inside that window: the caller sends it
+        once by remembering the session date (the store), not by timing.
+        ``delay_minutes`` is ``[recap] delay_minutes``.
+        """
+        last = self.last_closed_session(now)
+        if last is None:
+            return None
+        now = _utc(now)
+        due_from = last.close_utc + timedelta(minutes=delay_minutes)
+        if due_from <= now and now.astimezone(NEW_YORK).date() == last.date:
+            return last
+        return None
+
+    def digest_time(self, session: Session, at: time = time(16, 30)) -> datetime:
+        """When the daily digest for ``session`` goes out, as an aware UTC instant.
+
+        ``at`` is New York wall time on the session date (``[digest] at``, default 16:30 ET);
+        it is never earlier than the session's close, so an ``at`` before the close waits for
+        it. DST is applied for that date (16:30 ET is 20:30 UTC in summer, 21:30 UTC in winter).
+        """
+        wanted = datetime.combine(session.date, at, NEW_YORK).astimezone(UTC)
+        return max(wanted, session.close_utc)
+
+    def is_weekly_digest_session(self, session: Session, weekly_on: str) -> bool:
+        """Whether ``session`` is the one that sends the weekly digest for ``[digest] weekly_on``.
+
+        ``weekly_on`` is a weekday name (``"fri"``; see :data:`WEEKDAYS`) or ``""`` for a daily
+        digest (every session qualifies). When that weekday is a holiday the last session before
+        it in the same week takes its place (Good Friday → Thursday). Raises ``ValueError`` on an
+        unknown weekday name.
+        """
+        name = weekly_on.strip().lower()[:3]
+        if not name:
+            return True
+        if name not in WEEKDAYS:
+            known = ", ".join(WEEKDAYS)
+            raise ValueError(f"unknown weekday {weekly_on!r}; expected one of {known}")
+        target = WEEKDAYS.index(name)
+        if session.date.weekday() > target:
+            return False
+        # The chosen session is the last one in [monday, target day] of this week.
+        monday = session.date - timedelta(days=session.date.weekday())
+        for offset in range(target, -1, -1):
+            day = monday + timedelta(days=offset)
+            if self.start <= day <= self.end and self.session_for(day) is not None:
+                return day == session.date
+        return False
+
+    def sessions_between(self, first: date, last: date) -> list[Session]:
+        """Sessions with New York dates in ``first..last`` (inclusive), oldest first; used to
+        gather a week of recaps for a weekly digest."""
+        lo = bisect.bisect_left(self._dates, first)
+        hi = bisect.bisect_right(self._dates, last)
+        return list(self._sessions[lo:hi])
