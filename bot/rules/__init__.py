@@ -1,0 +1,13 @@
+"""The rule registry: config names → rule specs. Adding a rule is one module and one line here."""
+
+from __future__ import annotations
+
+from bot.rules import candidate, regime_flip, top_n
+from bot.rules.base import DetectContext, RuleConfig, RuleSpec
+
+__all__ = ["RULES", "DetectContext", "RuleConfig", "RuleSpec"]
+
+RULES: dict[str, RuleSpec] = {
+    spec.name: spec for spec in (regime_flip.SPEC, candidate.SPEC, top_n.SPEC)
+}
+"""Every rule by the name users write under ``[rules.<name>]``."""

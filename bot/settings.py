@@ -1,0 +1,337 @@
+"""Configuration: a TOML file, overridden by FLOWBOT_<SECTION>__<KEY> variables; secrets from the
+environment (or a secrets directory) only.
+
+Precedence, highest first: init arguments, environment, secrets directory, TOML file, defaults.
+Any mistake raises :class:`ConfigError`, whose message names the file and the key, so the CLI
+can exit with status 2 before a single request is made.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import time
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from bot.rules import RULES, RuleConfig
+
+__all__ = ["PLAN_QUOTAS", "ConfigError", "Secrets", "Settings", "load_settings"]
+
+PLAN_QUOTAS: dict[str, int | None] = {"free": 5, "basic": 250, "growth": 2500, "alpha": None}
+"""Daily request quota per FlashAlpha plan (``None`` = unlimited); resets 00:00 UTC."""
+
+PLAN_ORDER = ("free", "basic", "growth", "alpha")
+
+
+class ConfigError(ValueError):
+    """A configuration mistake. ``str()`` names the file and the key; it never holds a secret."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FlashAlphaSettings(_Section):
+    """``[flashalpha]``: where the API is and what the plan allows."""
+
+    base_url: str = "https://lab.flashalpha.com"
+    plan: Literal["free", "basic", "growth", "alpha"] = "growth"
+    timeout_seconds: float = Field(10.0, gt=0)
+    max_concurrency: int = Field(8, ge=1, le=64)
+    retries: int = Field(2, ge=0, le=10)
+    stale_after_seconds: int = Field(300, ge=0)
+
+    @field_validator("plan", mode="before")
+    @classmethod
+    def _plan_lower(cls, value: Any) -> Any:
+        # The API spells plans "Growth", users write "growth": compare case-insensitively.
+        return value.lower() if isinstance(value, str) else value
+
+
+class WatchlistSettings(_Section):
+    """``[watchlist]``: the underlyings polled every cycle (trimmed, upper-cased, unique)."""
+
+    symbols: list[str] = Field(default_factory=lambda: ["SPY", "QQQ"])
+    expiry: str | None = None
+
+    @field_validator("symbols")
+    @classmethod
+    def _clean(cls, value: list[str]) -> list[str]:
+        seen: dict[str, None] = {}
+        for raw in value:
+            symbol = raw.strip().upper()
+            if not symbol:
+                raise ValueError("empty symbol")
+            seen.setdefault(symbol, None)
+        return list(seen)
+
+
+class ScheduleSettings(_Section):
+    """``[schedule]``: cadence (seconds) and the timezone every trigger is given."""
+
+    timezone: str = "America/New_York"
+    poll_seconds: float = Field(30.0, gt=0)
+    leaderboard_seconds: float = Field(30.0, gt=0)
+    market_hours_only: bool = True
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}") from None
+        return value
+
+
+class SlackSettings(_Section):
+    """``[slack]``: the Web API base and channel. Token / webhook come from the environment."""
+
+    api_url: str = "https://slack.com/api/"
+    channel: str = "#flow-alerts"
+    max_posts_per_second: float = Field(1.0, gt=0)
+
+
+class ConsoleSettings(_Section):
+    """``[console]``: the sink used when no Slack credentials are set."""
+
+    jsonl_path: Path = Path("outbox/messages.jsonl")
+
+
+class StateSettings(_Section):
+    """``[state]``: the SQLite file with snapshots, the alert log and the outbox."""
+
+    path: Path = Path("flowbot.sqlite3")
+    keep_days: int = Field(30, ge=1)
+
+
+class TemplatesSettings(_Section):
+    """``[templates]``: a directory whose files override the packaged templates by name."""
+
+    dir: Path | None = None
+
+
+class RecapSettings(_Section):
+    """``[recap]``: the Slack post after the close (close + ``delay_minutes``, New York)."""
+
+    enabled: bool = True
+    delay_minutes: int = Field(5, ge=0, le=600)
+    chart: bool = True
+
+
+class DigestSettings(_Section):
+    """``[digest]``: the email digest, sent at ``at`` (New York time) on trading days, or weekly
+    on ``weekly_on`` (``mon`` … ``fri``) when set."""
+
+    enabled: bool = True
+    at: time = time(16, 30)
+    weekly_on: Literal["", "mon", "tue", "wed", "thu", "fri"] = ""
+
+
+class EmailSettings(_Section):
+    """``[email]``: SMTP. No ``host`` → the digest is written into ``outbox_dir`` as files.
+    The password comes from ``SMTP_PASSWORD``."""
+
+    host: str = ""
+    port: int = Field(587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str = ""
+    sender: str = "flowbot@localhost"
+    recipients: list[str] = Field(default_factory=list)
+    outbox_dir: Path = Path("outbox")
+
+
+class Secrets(BaseSettings):
+    """Secrets, read only from the environment or ``secrets_dir`` files, never from TOML.
+
+    ``FLASHALPHA_API_KEY``, ``SLACK_BOT_TOKEN``, ``SLACK_WEBHOOK_URL``, ``SMTP_PASSWORD``.
+    Held as :class:`SecretStr` so a repr or a log line shows ``**********``.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    flashalpha_api_key: SecretStr | None = None
+    slack_bot_token: SecretStr | None = None
+    slack_webhook_url: SecretStr | None = None
+    smtp_password: SecretStr | None = None
+
+    def values(self) -> list[str]:
+        """Every secret that is set, as plain text: for scrubbing messages, never for logs."""
+        out = []
+        for secret in (
+            self.flashalpha_api_key,
+            self.slack_bot_token,
+            self.slack_webhook_url,
+            self.smtp_password,
+        ):
+            if secret is not None and secret.get_secret_value():
+                out.append(secret.get_secret_value())
+        return out
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Sections mirror ``config.example.toml``.
+
+    ``rules`` maps a rule name from :data:`bot.rules.RULES` to its validated config model;
+    every known rule is present (with defaults) even when the file does not mention it.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="FLOWBOT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+    toml_path: ClassVar[Path | None] = None
+
+    flashalpha: FlashAlphaSettings = FlashAlphaSettings()
+    watchlist: WatchlistSettings = WatchlistSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    slack: SlackSettings = SlackSettings()
+    console: ConsoleSettings = ConsoleSettings()
+    state: StateSettings = StateSettings()
+    templates: TemplatesSettings = TemplatesSettings()
+    recap: RecapSettings = RecapSettings()
+    digest: DigestSettings = DigestSettings()
+    email: EmailSettings = EmailSettings()
+    rules: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_path))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _validate_rules(self) -> Settings:
+        unknown = sorted(set(self.rules) - set(RULES))
+        if unknown:
+            raise _KeyedError(
+                f"rules.{unknown[0]}", f"unknown rule; known rules: {', '.join(sorted(RULES))}"
+            )
+        parsed: dict[str, RuleConfig] = {}
+        for name, rule in RULES.items():
+            raw = self.rules.get(name, {})
+            if isinstance(raw, RuleConfig):
+                parsed[name] = raw
+                continue
+            try:
+                parsed[name] = rule.config_model.model_validate(raw)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                key = ".".join(str(p) for p in ("rules", name, *first["loc"]))
+                raise _KeyedError(key, _describe(first)) from None
+        # Frozen model: write through object.__setattr__ once, during validation.
+        object.__setattr__(self, "rules", parsed)
+        return self
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        """The configured zone (default America/New_York) as a ZoneInfo."""
+        return ZoneInfo(self.schedule.timezone)
+
+    def rule_config(self, name: str) -> Any:
+        """The validated config of rule ``name`` (a ``RuleConfig`` subclass)."""
+        return self.rules[name]
+
+
+class _KeyedError(ValueError):
+    """A validation failure that knows its dotted key (``rules.top_n.zero_dte_metrics``)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"[{key}]: {message}")
+
+
+def _describe(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def _format_error(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    ctx_error = err.get("ctx", {}).get("error")
+    if isinstance(ctx_error, _KeyedError):
+        return f"{source}: {ctx_error}"
+    msg = _describe(err)
+    where = f"[{loc}]" if loc else "(top level)"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{source}: {where}: {msg}{more}"
+
+
+def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
+    """Load the config at ``path`` (or ``$FLOWBOT_CONFIG``; none → defaults plus environment).
+
+    Raises :class:`ConfigError` naming the file and the first bad key: unknown key, wrong
+    type, unknown rule, unknown plan, bad timezone, unreadable or invalid TOML.
+    """
+    if path is None and os.environ.get("FLOWBOT_CONFIG"):
+        path = os.environ["FLOWBOT_CONFIG"]
+    toml_path = Path(path) if path is not None else None
+    source = str(toml_path) if toml_path else "environment"
+    if toml_path is not None:
+        if not toml_path.is_file():
+            raise ConfigError(f"{toml_path}: config file not found")
+        import tomllib
+
+        try:
+            with toml_path.open("rb") as fh:
+                tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{toml_path}: not valid TOML: {exc}") from None
+
+    # A subclass per call keeps the path off the shared class: no process-global config.
+    cls = type("Settings", (Settings,), {"toml_path": toml_path, "__module__": __name__})
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, source)) from None
+    except ValueError as exc:
+        # pydantic-settings raises a bare ValueError for an env value that is not JSON
+        # (FLOWBOT_WATCHLIST__SYMBOLS=SPY); name the variables, never their values.
+        names = sorted(k for k in os.environ if k.upper().startswith("FLOWBOT_"))
+        raise ConfigError(
+            f"environment: {exc}; lists and tables must be JSON "
+            f"(set: {', '.join(names) or 'none'})"
+        ) from None
+
+
+def load_secrets(secrets_dir: Path | None = None) -> Secrets:
+    """Read secrets from the environment and, when given and present, ``secrets_dir`` files."""
+    if secrets_dir is not None and secrets_dir.is_dir():
+        return Secrets(_secrets_dir=secrets_dir)  # type: ignore[call-arg]
+    return Secrets()
+
+
+def plan_allows(plan: str, required: str) -> bool:
+    """True when ``plan`` is at or above ``required`` (names compared case-insensitively)."""
+    try:
+        return PLAN_ORDER.index(plan.lower()) >= PLAN_ORDER.index(required.lower())
+    except ValueError:
+        return False
