@@ -1,0 +1,419 @@
+"""Starlette application: the six FlashAlpha endpoints plus the optional ``/_sim`` admin API.
+
+Per request: auth (401) -> plan (403) -> daily quota (429) -> parameters (400/404) -> faults
+(latency, 5xx, outage) -> body from a per-period cache (leaderboards 30 s, others 15 s of
+simulated time, so polling faster returns the same snapshot) -> optional malformation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+import threading
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bot.sim.auth import REQUIRED_PLAN, KeyStore, QuotaResult, next_utc_midnight, plan_rank
+from bot.sim.clock import SimClock
+from bot.sim.faults import FaultRule, FaultSet, rule_from_dict
+from bot.sim.market import Market
+from bot.sim.nytime import iso_z, parse_iso
+from bot.sim.scenario import PLANS, ZERO_DTE_METRICS
+
+ENDPOINT_VERSION = "2026.08.25"
+CACHE_SECONDS = {"options_leaderboard": 30, "zero_dte_leaderboard": 30}  # others: 15
+DEFAULT_CACHE_SECONDS = 15
+_EXPIRY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Which field each endpoint loses / mislabels in the "malformed" fault modes.
+_REQUIRED_FIELD = {
+    "summary": "flow_direction",
+    "anomaly": "decision",
+    "options_leaderboard": "buyers",
+    "zero_dte_leaderboard": "entries",
+    "strike_flow": "strikes_grid",
+    "cumulative": "points",
+}
+_LABEL_FIELD = {"summary": "flow_direction", "anomaly": "regime", "zero_dte_leaderboard": "metric"}
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One served request: path, endpoint name (or None for admin/unknown), upper-cased symbol
+    or None, HTTP status, simulated time (aware UTC), API key sent (or None)."""
+
+    path: str
+    endpoint: str | None
+    symbol: str | None
+    status: int
+    sim_time: datetime
+    key: str | None
+
+
+class RequestLog:
+    """Thread-safe bounded log of RequestRecord (newest last)."""
+
+    def __init__(self, maxlen: int = 200_000) -> None:
+        self._lock = threading.Lock()
+        self._items: deque[RequestRecord] = deque(maxlen=maxlen)
+
+    def append(self, rec: RequestRecord) -> None:
+        """Add one record."""
+        with self._lock:
+            self._items.append(rec)
+
+    def snapshot(self) -> list[RequestRecord]:
+        """A copy of all records."""
+        with self._lock:
+            return list(self._items)
+
+    def count(self, path_prefix: str | None = None) -> int:
+        """Number of records whose path starts with ``path_prefix`` (all when None)."""
+        with self._lock:
+            if path_prefix is None:
+                return len(self._items)
+            return sum(1 for r in self._items if r.path.startswith(path_prefix))
+
+    def clear(self) -> None:
+        """Forget every record."""
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __iter__(self):
+        return iter(self.snapshot())
+
+    def __getitem__(self, i):
+        return self.snapshot()[i]
+
+
+@dataclass
+class SandboxState:
+    """Everything a request handler needs; shared with the owning Sandbox."""
+
+    market: Market
+    clock: SimClock
+    keys: KeyStore
+    faults: FaultSet
+    log: RequestLog
+    admin: bool = False
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, body: dict) -> None:
+        self.status, self.body = status, body
+
+
+def _int_param(q, name: str, default: int, lo: int, hi: int) -> int:
+    """Integer query parameter clamped to lo..hi; missing or unparsable -> default."""
+    raw = q.get(name)
+    try:
+        v = int(raw) if raw not in (None, "") else default
+    except ValueError:
+        v = default
+    return max(lo, min(hi, v))
+
+
+def _expiry(q) -> str | None:
+    raw = q.get("expiry")
+    if raw in (None, ""):
+        return None
+    try:
+        if not _EXPIRY_RE.match(raw):
+            raise ValueError
+        date.fromisoformat(raw)
+    except ValueError:
+        raise _BadRequest(
+            400, {"error": "invalid_expiry", "message": "expiry must be yyyy-MM-dd."}
+        ) from None
+    return raw
+
+
+def _dumps(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _rate_headers(q: QuotaResult | None, now: datetime) -> dict[str, str]:
+    if q is None:  # no valid key: nothing to spend
+        return {
+            "X-RateLimit-Limit": "0",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(int(next_utc_midnight(now).timestamp())),
+        }
+    unlimited = q.limit is None
+    return {
+        "X-RateLimit-Limit": "unlimited" if unlimited else str(q.limit),
+        "X-RateLimit-Remaining": "unlimited" if unlimited else str(q.remaining),
+        "X-RateLimit-Reset": str(int(q.reset.timestamp())),
+    }
+
+
+class _Cache:
+    """Bodies keyed by (endpoint, symbol, params, period start) -> (dict, bytes)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._d: dict[tuple, tuple[dict, bytes]] = {}
+
+    def get(self, key: tuple, build) -> tuple[dict, bytes]:
+        with self._lock:
+            hit = self._d.get(key)
+        if hit is not None:
+            return hit
+        body = build()
+        val = (body, _dumps(body))
+        with self._lock:
+            if len(self._d) > 20_000:  # bounded: periods only move forward
+                self._d.clear()
+            self._d[key] = val
+        return val
+
+
+def snap(t: datetime, seconds: int) -> datetime:
+    """Start of the ``seconds``-long cache period containing ``t`` (aligned to the epoch)."""
+    ts = math.floor(t.timestamp() / seconds) * seconds
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _malform(rule: FaultRule, endpoint: str, body: dict) -> bytes:
+    """Apply a malformed-body rule to a copy of ``body``."""
+    if rule.mode == "truncated":
+        raw = _dumps(body)
+        return raw[: max(1, len(raw) // 2)]
+    body = dict(body)
+    if rule.mode == "missing_field":
+        body.pop(rule.field or _REQUIRED_FIELD[endpoint], None)
+    else:  # unknown_label
+        fld = rule.field or _LABEL_FIELD.get(endpoint)
+        if fld:
+            body[fld] = rule.label
+    return _dumps(body)
+
+
+def build_app(state: SandboxState) -> Starlette:
+    """Build the Starlette app serving ``state`` (admin routes only when ``state.admin``)."""
+    market, clock, keys, faults, log = (
+        state.market,
+        state.clock,
+        state.keys,
+        state.faults,
+        state.log,
+    )
+    cache = _Cache()
+
+    def body_for(endpoint: str, symbol: str | None, q, now: datetime) -> tuple[tuple, Any]:
+        """Validate params -> (cache key params, builder taking the snapped time)."""
+        if endpoint == "summary":
+            exp = _expiry(q)
+            return (exp,), lambda t: market.flow_summary(symbol, t, exp)
+        if endpoint == "anomaly":
+            exp = _expiry(q)
+            return (exp,), lambda t: market.flow_anomaly(symbol, t, exp)
+        if endpoint == "options_leaderboard":
+            n = _int_param(q, "n", 10, 1, 50)
+            w = _int_param(q, "windowMinutes", 240, 1, 10080)
+            return (n, w), lambda t: market.options_leaderboard(t, n, w)
+        if endpoint == "zero_dte_leaderboard":
+            metric = q.get("metric") or "heat"
+            if metric not in ZERO_DTE_METRICS:
+                raise _BadRequest(
+                    400,
+                    {
+                        "error": "invalid_metric",
+                        "message": f"metric must be one of {', '.join(ZERO_DTE_METRICS)}.",
+                    },
+                )
+            n = _int_param(q, "n", 20, 1, 100)
+            return (metric, n), lambda t: market.zero_dte_leaderboard(t, metric, n)
+        if endpoint == "strike_flow":
+            bar = q.get("bar")
+            if bar not in (None, "", "1m"):
+                raise _BadRequest(
+                    400, {"error": "bar_unavailable", "message": "Only bar=1m is available."}
+                )
+            mins = _int_param(q, "minutes", 60, 1, 390)
+            return (mins,), lambda t: market.strike_flow(symbol, t, mins)
+        mins = _int_param(q, "minutes", 240, 1, 10080)
+        return (mins,), lambda t: market.cumulative(symbol, t, mins)
+
+    def make_handler(endpoint: str):
+        required = REQUIRED_PLAN[endpoint]
+        period = CACHE_SECONDS.get(endpoint, DEFAULT_CACHE_SECONDS)
+
+        async def handler(request: Request) -> Response:
+            now = clock.now()
+            key = request.headers.get("x-api-key")
+            raw_sym = request.path_params.get("symbol")
+            symbol = raw_sym.strip().upper() if raw_sym is not None else None
+            plan = keys.plan(key)
+            extra: dict[str, str] = {}
+            content: bytes
+            if plan is None:
+                status, quota = 401, None
+                content = _dumps(
+                    {"title": "Unauthorized", "status": 401, "detail": "Invalid API key."}
+                )
+            elif plan_rank(plan) < plan_rank(required):
+                status, quota = 403, keys.status(key, now)
+                content = _dumps(
+                    {
+                        "status": "ERROR",
+                        "error": "tier_restricted",
+                        "message": f"This endpoint requires the {required} plan or higher.",
+                        "current_plan": plan,
+                        "required_plan": required,
+                    }
+                )
+            else:
+                quota = keys.charge(key, now)
+                if not quota.allowed:
+                    status = 429
+                    retry = max(1, math.ceil((quota.reset - now).total_seconds()))
+                    extra["Retry-After"] = str(retry)
+                    upgrade = PLANS[min(len(PLANS) - 1, plan_rank(plan) + 1)]
+                    content = _dumps(
+                        {
+                            "status": "ERROR",
+                            "error": "Quota exceeded",
+                            "message": f"You have exceeded your daily API quota of {quota.limit} "
+                            f"requests on the {plan} plan.",
+                            "current_plan": plan,
+                            "limit": quota.limit,
+                            "upgrade_to": upgrade,
+                            "reset_at": iso_z(quota.reset),
+                        }
+                    )
+                else:
+                    status, content = await serve(endpoint, symbol, request, now, period)
+            headers = _rate_headers(quota, now)
+            headers.update(extra)
+            log.append(RequestRecord(request.url.path, endpoint, symbol, status, now, key))
+            return Response(content, status, headers, media_type="application/json")
+
+        return handler
+
+    async def serve(endpoint, symbol, request, now, period) -> tuple[int, bytes]:
+        try:
+            if symbol is not None and not market.has_symbol(symbol):
+                raise _BadRequest(
+                    404, {"error": "symbol_not_found", "message": f"No data for {symbol}."}
+                )
+            params, build = body_for(endpoint, symbol, request.query_params, now)
+        except _BadRequest as e:
+            return e.status, _dumps(e.body)
+        decision = faults.decide(endpoint, symbol, now)
+        if decision.delay_s > 0:
+            await asyncio.sleep(decision.delay_s)
+        if decision.error_status is not None:
+            return decision.error_status, b'{"error":"upstream_unavailable"}'
+        t = snap(now, period)
+        body, raw = cache.get(
+            (endpoint, symbol, params, t),
+            lambda: {
+                **build(t),
+                "endpoint_version": ENDPOINT_VERSION,
+                "data_as_of": market.data_as_of(t),
+            },
+        )
+        if decision.malformed is not None:
+            return 200, _malform(decision.malformed, endpoint, body)
+        return 200, raw
+
+    routes = [
+        Route("/v1/flow/summary/{symbol}", make_handler("summary")),
+        Route("/v1/strategies/flow-anomaly/{symbol}", make_handler("anomaly")),
+        Route("/v1/flow/options/leaderboard", make_handler("options_leaderboard")),
+        Route("/v1/flow/zero-dte/leaderboard", make_handler("zero_dte_leaderboard")),
+        Route("/v1/flow/zero-dte/strike-flow/{symbol}", make_handler("strike_flow")),
+        Route("/v1/flow/options/{symbol}/cumulative", make_handler("cumulative")),
+    ]
+    if state.admin:
+        routes += _admin_routes(state)
+    return Starlette(routes=routes)
+
+
+def _admin_routes(state: SandboxState) -> list[Route]:
+    """``/_sim/clock`` (GET/POST) and ``/_sim/faults`` (GET/POST, DELETE /_sim/faults/{id})."""
+    clock, faults = state.clock, state.faults
+
+    def clock_json() -> Response:
+        body = {"now": iso_z(clock.now()), "speed": clock.speed, "frozen": clock.frozen}
+        return Response(_dumps(body), media_type="application/json")
+
+    async def get_clock(request: Request) -> Response:
+        return clock_json()
+
+    async def post_clock(request: Request) -> Response:
+        try:
+            data = await request.json()
+            if "frozen" in data:
+                clock.freeze() if data["frozen"] else clock.unfreeze(data.get("speed"))
+            if "now" in data:
+                clock.set(parse_iso(str(data["now"])))
+            if "advance_seconds" in data:
+                clock.advance(float(data["advance_seconds"]))
+        except (ValueError, TypeError, AttributeError) as e:
+            return Response(
+                _dumps({"error": "bad_request", "message": str(e)}),
+                400,
+                media_type="application/json",
+            )
+        return clock_json()
+
+    def rules_json() -> Response:
+        rules = [
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "endpoint": r.endpoint,
+                "symbol": r.symbol,
+                "start": r.start and iso_z(r.start),
+                "end": r.end and iso_z(r.end),
+                "status": r.status,
+                "rate": r.rate,
+                "latency_ms": r.latency_ms,
+                "jitter_ms": r.jitter_ms,
+                "mode": r.mode,
+                "field": r.field,
+                "label": r.label,
+            }
+            for r in faults.rules()
+        ]
+        return Response(_dumps(rules), media_type="application/json")
+
+    async def get_faults(request: Request) -> Response:
+        return rules_json()
+
+    async def post_faults(request: Request) -> Response:
+        try:
+            rule = rule_from_dict(await request.json(), state.market.scenario.session_date)
+        except (ValueError, TypeError) as e:
+            return Response(
+                _dumps({"error": "bad_request", "message": str(e)}),
+                400,
+                media_type="application/json",
+            )
+        rid = faults.add(rule)
+        return Response(_dumps({"id": rid}), 201, media_type="application/json")
+
+    async def delete_fault(request: Request) -> Response:
+        ok = faults.remove(int(request.path_params["rule_id"]))
+        return Response(status_code=204 if ok else 404)
+
+    return [
+        Route("/_sim/clock", get_clock, methods=["GET"]),
+        Route("/_sim/clock", post_clock, methods=["POST"]),
+        Route("/_sim/faults", get_faults, methods=["GET"]),
+        Route("/_sim/faults", post_faults, methods=["POST"]),
+        Route("/_sim/faults/{rule_id:int}", delete_fault, methods=["DELETE"]),
+    ]
