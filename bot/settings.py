@@ -317,8 +317,7 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
         # (FLOWBOT_WATCHLIST__SYMBOLS=SPY); name the variables, never their values.
         names = sorted(k for k in os.environ if k.upper().startswith("FLOWBOT_"))
         raise ConfigError(
-            f"environment: {exc}; lists and tables must be JSON "
-            f"(set: {', '.join(names) or 'none'})"
+            f"environment: {exc}; lists and tables must be JSON (set: {', '.join(names) or 'none'})"
         ) from None
 
 

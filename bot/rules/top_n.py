@@ -147,8 +147,13 @@ def detect(
             if symbol == leader and leader != old_leader:
                 events.append(
                     _event(
-                        "leaderboard_lead", "lead", now_board, symbol, ctx.now,
-                        previous_rank=old_rank.get(symbol), previous_leader=old_leader,
+                        "leaderboard_lead",
+                        "lead",
+                        now_board,
+                        symbol,
+                        ctx.now,
+                        previous_rank=old_rank.get(symbol),
+                        previous_leader=old_leader,
                     )
                 )
             elif symbol not in old_rank:
@@ -159,7 +164,11 @@ def detect(
                     continue
                 events.append(
                     _event(
-                        "leaderboard_exit", "exit", now_board, symbol, ctx.now,
+                        "leaderboard_exit",
+                        "exit",
+                        now_board,
+                        symbol,
+                        ctx.now,
                         previous_rank=old_rank[symbol],
                         row=before.rows.get(symbol),
                     )

@@ -1,0 +1,257 @@
+"""FlashAlpha Lab API client: one keep-alive ``httpx.AsyncClient``, bounded concurrency, typed
+responses, documented errors mapped to exceptions, transient failures retried with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+import stamina
+from pydantic import BaseModel, ValidationError
+
+from bot.api.errors import (
+    ApiError,
+    AuthError,
+    BadRequest,
+    MalformedResponse,
+    QuotaExceeded,
+    SymbolNotFound,
+    TierRestricted,
+    Unavailable,
+)
+from bot.api.models import (
+    CumulativeFlow,
+    FlowAnomaly,
+    FlowSummary,
+    OptionsLeaderboard,
+    ZeroDteLeaderboard,
+)
+
+__all__ = ["ENDPOINT_PLANS", "FlashAlphaClient", "RateLimit"]
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+
+ENDPOINT_PLANS: dict[str, str] = {
+    "summary": "growth",
+    "anomaly": "growth",
+    "options_leaderboard": "alpha",
+    "zero_dte_leaderboard": "alpha",
+    "cumulative": "alpha",
+}
+"""The lowest plan each polled source needs (API page, "plan" column)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """The last ``X-RateLimit-*`` headers seen: ``limit`` (``None`` = unlimited), ``remaining``
+    requests today, ``reset`` when the quota resets (UTC)."""
+
+    limit: int | None
+    remaining: int | None
+    reset: datetime | None
+
+
+class FlashAlphaClient:
+    """Async client for the endpoints Flowbot polls.
+
+    ``base_url`` is ``https://lab.flashalpha.com`` or the sandbox's URL; ``api_key`` is sent as
+    ``X-Api-Key`` and appears in no message. At most ``max_concurrency`` requests are in
+    flight; each has ``timeout`` seconds. 5xx, timeouts, network errors and malformed bodies
+    are retried ``retries`` times with exponential backoff inside the call, then raise
+    :class:`Unavailable` / :class:`MalformedResponse`. Other statuses raise at once
+    (:class:`AuthError`, :class:`TierRestricted`, :class:`SymbolNotFound`, :class:`BadRequest`,
+    :class:`QuotaExceeded`).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        timeout: float = 10.0,
+        max_concurrency: int = 8,
+        retries: int = 2,
+        backoff_seconds: float = 0.5,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        headers = {"Accept": "application/json", "User-Agent": "flowbot/0.1"}
+        if api_key:
+            headers["X-Api-Key"] = api_key
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=timeout,
+            limits=httpx.Limits(
+                max_connections=max_concurrency, max_keepalive_connections=max_concurrency
+            ),
+            transport=transport,
+        )
+        self._gate = asyncio.Semaphore(max_concurrency)
+        self._attempts = retries + 1
+        self._backoff = backoff_seconds
+        self.requests_made = 0
+        self.rate_limit = RateLimit(None, None, None)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> FlashAlphaClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    async def flow_summary(self, symbol: str, expiry: str | None = None) -> FlowSummary:
+        """`GET /v1/flow/summary/{symbol}` (Growth+): ``flow_direction``, live GEX vs settled."""
+        params = {"expiry": expiry} if expiry else None
+        return await self._get(f"/v1/flow/summary/{symbol}", params, FlowSummary)
+
+    async def flow_anomaly(self, symbol: str, expiry: str | None = None) -> FlowAnomaly:
+        """`GET /v1/strategies/flow-anomaly/{symbol}` (Growth+): the decision envelope."""
+        params = {"expiry": expiry} if expiry else None
+        return await self._get(f"/v1/strategies/flow-anomaly/{symbol}", params, FlowAnomaly)
+
+    async def options_leaderboard(
+        self, n: int = 10, window_minutes: int = 240
+    ) -> OptionsLeaderboard:
+        """`GET /v1/flow/options/leaderboard` (Alpha): top ``n`` buyers and sellers (n ≤ 50)
+        by net notional (dollars) over ``window_minutes`` (1..10080)."""
+        params = {"n": n, "windowMinutes": window_minutes}
+        return await self._get("/v1/flow/options/leaderboard", params, OptionsLeaderboard)
+
+    async def zero_dte_leaderboard(self, metric: str = "heat", n: int = 20) -> ZeroDteLeaderboard:
+        """`GET /v1/flow/zero-dte/leaderboard` (Alpha): top ``n`` (1..100) 0DTE names by
+        ``metric`` (heat, pin_risk, abs_flow, charm_intensity)."""
+        params = {"metric": metric, "n": n}
+        return await self._get("/v1/flow/zero-dte/leaderboard", params, ZeroDteLeaderboard)
+
+    async def cumulative(self, symbol: str, minutes: int = 240) -> CumulativeFlow:
+        """`GET /v1/flow/options/{symbol}/cumulative` (Alpha): per-minute net volume
+        (contracts) and its running sum over ``minutes`` (1..10080)."""
+        return await self._get(
+            f"/v1/flow/options/{symbol}/cumulative", {"minutes": minutes}, CumulativeFlow
+        )
+
+    # -- transport ---------------------------------------------------------------------------
+
+    async def _get(self, path: str, params: dict[str, Any] | None, model: type[M]) -> M:
+        async for attempt in stamina.retry_context(
+            on=(Unavailable, MalformedResponse),
+            attempts=self._attempts,
+            wait_initial=self._backoff,
+            wait_max=self._backoff * 8,
+            timeout=None,
+        ):
+            with attempt:
+                return await self._get_once(path, params, model)
+        raise AssertionError("unreachable: retry_context re-raises the last error")
+
+    async def _get_once(self, path: str, params: dict[str, Any] | None, model: type[M]) -> M:
+        async with self._gate:
+            try:
+                response = await self._http.get(path, params=params)
+            except httpx.TimeoutException:
+                raise Unavailable(f"{path}: timed out", path=path) from None
+            except httpx.TransportError as exc:
+                raise Unavailable(f"{path}: {type(exc).__name__}", path=path) from None
+        self.requests_made += 1
+        self._note_rate_limit(response.headers)
+        if response.status_code != 200:
+            raise _error_for(path, response)
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise MalformedResponse(f"{path}: body is not JSON", path=path, status=200) from None
+        if not isinstance(body, dict):
+            raise MalformedResponse(f"{path}: body is not an object", path=path, status=200)
+        try:
+            return model.model_validate(body)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise MalformedResponse(
+                f"{path}: {where}: {first['msg']}", path=path, status=200
+            ) from None
+
+    def _note_rate_limit(self, headers: httpx.Headers) -> None:
+        limit = headers.get("X-RateLimit-Limit")
+        if limit is None:
+            return
+        self.rate_limit = RateLimit(
+            limit=_int_or_none(limit),
+            remaining=_int_or_none(headers.get("X-RateLimit-Remaining")),
+            reset=_unix_or_none(headers.get("X-RateLimit-Reset")),
+        )
+
+
+def _error_for(path: str, response: httpx.Response) -> ApiError:
+    status = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    text = str(body.get("message") or body.get("detail") or body.get("error") or "").strip()
+    message = f"{path}: HTTP {status}" + (f": {text}" if text else "")
+    if status == 401:
+        return AuthError(message, path=path, status=401)
+    if status == 403:
+        return TierRestricted(
+            message,
+            path=path,
+            current_plan=body.get("current_plan"),
+            required_plan=body.get("required_plan"),
+        )
+    if status == 404:
+        return SymbolNotFound(message, path=path, status=404)
+    if status == 400:
+        return BadRequest(message, path=path, status=400)
+    if status == 429:
+        return QuotaExceeded(
+            message,
+            path=path,
+            retry_after=_float_or_none(response.headers.get("Retry-After")),
+            reset_at=_iso_or_none(body.get("reset_at")),
+        )
+    if status >= 500:
+        return Unavailable(message, path=path, status=status)
+    return ApiError(message, path=path, status=status)
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None  # "unlimited" on Alpha
+
+
+def _float_or_none(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _unix_or_none(value: str | None) -> datetime | None:
+    seconds = _float_or_none(value)
+    return datetime.fromtimestamp(seconds, UTC) if seconds is not None else None
+
+
+def _iso_or_none(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
