@@ -1,6 +1,6 @@
 """Starlette application: the six FlashAlpha endpoints plus the optional ``/_sim`` admin API.
 
-Per request: auth (401) -> plan (403) -> daily quota (429) -> parameters (400/404) -> faults
+Per request: auth (401) -> daily quota (429) -> plan (403) -> parameters (400/404) -> faults
 (latency, 5xx, outage) -> body from a per-period cache (leaderboards 30 s, others 15 s of
 simulated time, so polling faster returns the same snapshot) -> optional malformation.
 """
@@ -263,18 +263,9 @@ def build_app(state: SandboxState) -> Starlette:
                 content = _dumps(
                     {"title": "Unauthorized", "status": 401, "detail": "Invalid API key."}
                 )
-            elif plan_rank(plan) < plan_rank(required):
-                status, quota = 403, keys.status(key, now)
-                content = _dumps(
-                    {
-                        "status": "ERROR",
-                        "error": "tier_restricted",
-                        "message": f"This endpoint requires the {required} plan or higher.",
-                        "current_plan": plan,
-                        "required_plan": required,
-                    }
-                )
             else:
+                # Like the real API, the daily quota counts every authenticated request,
+                # including ones then refused for the plan (a Free key gets 429 on its 6th).
                 quota = keys.charge(key, now)
                 if not quota.allowed:
                     status = 429
@@ -285,12 +276,23 @@ def build_app(state: SandboxState) -> Starlette:
                         {
                             "status": "ERROR",
                             "error": "Quota exceeded",
-                            "message": f"You have exceeded your daily API quota of {quota.limit} "
-                            f"requests on the {plan} plan.",
+                            "message": f"You have exceeded your daily API quota of "
+                            f"{quota.limit} requests on the {plan} plan.",
                             "current_plan": plan,
                             "limit": quota.limit,
                             "upgrade_to": upgrade,
                             "reset_at": iso_z(quota.reset),
+                        }
+                    )
+                elif plan_rank(plan) < plan_rank(required):
+                    status = 403
+                    content = _dumps(
+                        {
+                            "status": "ERROR",
+                            "error": "tier_restricted",
+                            "message": f"This endpoint requires the {required} plan or higher.",
+                            "current_plan": plan,
+                            "required_plan": required,
                         }
                     )
                 else:
