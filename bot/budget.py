@@ -1,0 +1,97 @@
+"""The day's request estimate for a config against the plan's daily quota, and a cadence that fits.
+
+Quotas are per UTC day (API page): Free 5, Basic 250, Growth 2,500, Alpha unlimited. A watchlist
+of 20 symbols × 2 endpoints every 30 s over a 390-minute session is 31,200 requests.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from bot.api.client import ENDPOINT_PLANS
+from bot.settings import PLAN_QUOTAS, Settings, plan_allows
+
+__all__ = ["Budget", "plan_budget"]
+
+SESSION_MINUTES = 390
+RESERVE = 0.1  # kept back for `flowbot check`, the recap's fresh poll and restarts
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """How a config spends the day's requests.
+
+    - ``symbol_requests_per_poll``: watchlist symbols × symbol endpoints the plan allows.
+    - ``leaderboard_requests_per_poll``: leaderboard endpoints the plan allows.
+    - ``estimate``: requests over one session at the configured cadence.
+    - ``quota``: the plan's daily quota (``None`` = unlimited).
+    - ``poll_seconds`` / ``leaderboard_seconds``: the cadence to use, stretched when the
+      configured one would spend more than the quota less a 10% reserve.
+    - ``skipped``: sources left out because the plan does not include them.
+    - ``stretched``: the cadence was slowed to fit the quota.
+    """
+
+    symbol_requests_per_poll: int
+    leaderboard_requests_per_poll: int
+    estimate: int
+    quota: int | None
+    poll_seconds: float
+    leaderboard_seconds: float
+    skipped: tuple[str, ...]
+    stretched: bool
+
+    @property
+    def estimate_at_cadence(self) -> int:
+        """Requests over one session at the cadence actually used."""
+        return _estimate(
+            self.symbol_requests_per_poll,
+            self.leaderboard_requests_per_poll,
+            self.poll_seconds,
+            self.leaderboard_seconds,
+        )
+
+
+def _estimate(per_poll: int, per_board: int, poll_s: float, board_s: float) -> int:
+    seconds = SESSION_MINUTES * 60
+    return math.ceil(seconds / poll_s) * per_poll + math.ceil(seconds / board_s) * per_board
+
+
+def sources_for(settings: Settings) -> tuple[list[str], list[str], list[str]]:
+    """``(symbol_sources, leaderboard_sources, skipped)`` the plan allows for this config."""
+    plan = settings.flashalpha.plan
+    top_n = settings.rule_config("top_n")
+    wanted_symbol = ["summary", "anomaly"]
+    wanted_board: list[str] = []
+    if top_n.enabled and top_n.options_leaderboard:
+        wanted_board.append("options_leaderboard")
+    if top_n.enabled:
+        wanted_board += [f"zero_dte_leaderboard:{m}" for m in top_n.zero_dte_metrics]
+    skipped = [
+        s
+        for s in wanted_symbol + wanted_board
+        if not plan_allows(plan, ENDPOINT_PLANS[s.split(":")[0]])
+    ]
+    return (
+        [s for s in wanted_symbol if s not in skipped],
+        [s for s in wanted_board if s not in skipped],
+        skipped,
+    )
+
+
+def plan_budget(settings: Settings) -> Budget:
+    """The :class:`Budget` of ``settings`` on its ``[flashalpha] plan``."""
+    symbol_sources, board_sources, skipped = sources_for(settings)
+    per_poll = len(settings.watchlist.symbols) * len(symbol_sources)
+    per_board = len(board_sources)
+    poll_s = settings.schedule.poll_seconds
+    board_s = settings.schedule.leaderboard_seconds
+    estimate = _estimate(per_poll, per_board, poll_s, board_s)
+    quota = PLAN_QUOTAS[settings.flashalpha.plan]
+    stretched = False
+    if quota is not None and estimate > quota * (1 - RESERVE):
+        # Scale both cadences by the same factor: the watchlist keeps its shape, only slower.
+        factor = estimate / (quota * (1 - RESERVE))
+        poll_s, board_s = poll_s * factor, board_s * factor
+        stretched = True
+    return Budget(per_poll, per_board, estimate, quota, poll_s, board_s, tuple(skipped), stretched)
