@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from bot.api.models import FlowAnomaly, FlowSummary, OptionsLeaderboard, ZeroDteLeaderboard
 from bot.calendar import NEW_YORK, Session
@@ -62,6 +63,14 @@ def _ny_hhmm(instant: datetime) -> str:
     return instant.astimezone(NEW_YORK).strftime("%H:%M")
 
 
+def _http_url(url: str | None) -> str | None:
+    # Links end up in href attributes and mrkdwn links: anything but http(s) is dropped, so a
+    # "javascript:" value can never become clickable.
+    if url and urlsplit(url.strip()).scheme.lower() in ("http", "https"):
+        return url.strip()
+    return None
+
+
 def _label(text: str | None) -> str:
     # Labels the API may add later are shown verbatim; only absence becomes "—".
     return text if text else MISSING
@@ -75,7 +84,8 @@ class AlertLine:
     """One alert of the session, for the digest's alert list.
 
     ``occurred_at`` UTC; ``time_ny`` its New York wall time ``"HH:MM"``; ``summary`` the
-    alert's plain-text fallback; ``permalink`` the Slack message URL when known.
+    alert's plain-text fallback; ``permalink`` the Slack message URL when known (only
+    ``http(s)`` URLs are kept).
     """
 
     occurred_at: datetime
@@ -230,7 +240,7 @@ def _group_alerts(alerts: list[AlertRecord]) -> tuple[AlertKindGroup, ...]:
                 count=len(records),
                 first_at=records[0].occurred_at,
                 first_time_ny=_ny_hhmm(records[0].occurred_at),
-                permalink=next((r.permalink for r in records if r.permalink), None),
+                permalink=next((u for r in records if (u := _http_url(r.permalink))), None),
             )
             for symbol, records in by_symbol.items()
         )
@@ -311,7 +321,7 @@ def build_recap(
                 kind=a.kind,
                 symbol=a.symbol,
                 summary=a.summary,
-                permalink=a.permalink,
+                permalink=_http_url(a.permalink),
             )
             for a in session_alerts
         ),
