@@ -31,6 +31,7 @@ import aiosmtplib
 import css_inline
 
 from bot.recap import Recap
+from bot.render import Renderer
 
 __all__ = [
     "CHART_CONTENT_ID",
@@ -39,7 +40,9 @@ __all__ = [
     "EmailSender",
     "Security",
     "build_digest_message",
+    "digest_subject",
     "inline_css",
+    "render_digest",
     "write_digest_files",
 ]
 
@@ -77,6 +80,19 @@ def inline_css(html: str) -> str:
         return _INLINER.inline(html)
     except css_inline.InlineError as exc:  # its own type; callers know ValueError
         raise ValueError(f"cannot inline the digest CSS: {exc}") from exc
+
+
+def digest_subject(recap: Recap) -> str:
+    """The digest's subject line: ``"Flowbot recap Fri 27 Nov 2026: 3 alerts"``."""
+    n = recap.alert_count
+    return f"Flowbot recap {recap.date_text}: {n} alert{'' if n == 1 else 's'}"
+
+
+def render_digest(renderer: Renderer, recap: Recap, *, with_chart: bool) -> tuple[str, str]:
+    """Render ``email/digest.txt.j2`` and ``email/digest.html.j2`` for ``recap``; returns
+    ``(text, html)``. ``with_chart`` puts ``<img src="cid:...">`` for the attached chart in the
+    HTML (pass ``True`` exactly when a chart PNG goes to :func:`build_digest_message`)."""
+    return renderer.email("digest", recap=recap, chart_src=CHART_SRC if with_chart else None)
 
 
 def build_digest_message(
