@@ -1,0 +1,1 @@
+"""Test support: real local servers (Slack Web API, SMTP) the tests run the real clients against."""
