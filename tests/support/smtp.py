@@ -81,7 +81,8 @@ def running_smtp_server(
             and auth_data.login.decode() == username
             and auth_data.password.decode() == password
         )
-        return AuthResult(success=ok)
+        # handled=False: aiosmtpd then replies 535 itself (True would mean we already did).
+        return AuthResult(success=ok, handled=False)
 
     controller = Controller(
         _Handler(record),
