@@ -150,12 +150,13 @@ async def test_unreachable_server_retries_then_fails():
 
 
 async def test_untrusted_certificate_fails():
-    """Without trusting the test CA, STARTTLS verification fails with an EmailError."""
+    """An untrusted certificate is a permanent EmailError at once (retrying cannot fix it)."""
     with running_smtp_server() as server:
         sender = EmailSender(server.host, server.port, "starttls", server.username,
-                             server.password, timeout=5, retry_delays=())
-        with pytest.raises(EmailError, match=r"failed after 1 attempt"):
+                             server.password, timeout=5, retry_delays=FAST)
+        with pytest.raises(EmailError, match=r"rejected after 1 attempt: .*certificate") as info:
             await sender.send(digest()[0])
+        assert info.value.permanent
         assert server.messages == []
 
 

@@ -63,8 +63,9 @@ class EmailError(RuntimeError):
     """Sending the digest failed for good.
 
     The message names ``host:port``, the number of attempts and the server's reply (or the
-    connection error), never the password. ``permanent`` is ``True`` for a 5xx reply (bad
-    credentials, refused recipient), which is not retried; ``attempts`` counts tries made.
+    connection error), never the password. ``permanent`` is ``True`` for failures that are not
+    retried (5xx reply such as bad credentials or a refused recipient, an untrusted
+    certificate); ``attempts`` counts tries made.
     """
 
     def __init__(self, message: str, *, permanent: bool, attempts: int) -> None:
@@ -184,6 +185,16 @@ def write_digest_files(
     return eml_path, html_path
 
 
+def _transient(exc: Exception) -> bool:
+    # 4xx replies, dropped connections and timeouts may pass; 5xx replies (bad credentials,
+    # refused addresses), certificate failures and anything unexpected will not.
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return 400 <= exc.code < 500
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return False
+    return isinstance(exc, aiosmtplib.SMTPException | OSError | TimeoutError)
+
+
 def _describe(exc: Exception) -> str:
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         return f"{exc.code} {exc.message}".strip()
@@ -251,19 +262,19 @@ class EmailSender:
     async def send(self, msg: EmailMessage) -> None:
         """Send ``msg`` to the recipients in its ``To``/``Cc`` headers.
 
-        Retries transient failures after each of ``retry_delays``; a 5xx reply (wrong
-        password, refused sender or recipient) fails at once, since retrying cannot fix it
-        and repeated bad logins can lock the account. Raises :class:`EmailError` when the
-        message could not be delivered; nothing else escapes.
+        Retries transient failures (4xx replies, connection errors, timeouts) after each of
+        ``retry_delays``; a 5xx reply (wrong password, refused sender or recipient) or an
+        untrusted certificate fails at once, since retrying cannot fix it and repeated bad
+        logins can lock the account. Raises :class:`EmailError` when the message could not be
+        delivered, whatever the cause: no other exception escapes, so a scheduler that logs
+        EmailError keeps running.
         """
         for attempts, delay in enumerate((*self.retry_delays, None), start=1):
             try:
                 await self._send_once(msg)
                 return
-            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                permanent = isinstance(exc, aiosmtplib.SMTPResponseException) and (
-                    500 <= exc.code < 600
-                )
+            except Exception as exc:  # every failure becomes one EmailError
+                permanent = not _transient(exc)
                 if permanent or delay is None:
                     raise self._error(exc, permanent, attempts) from exc
             await asyncio.sleep(delay)
