@@ -228,6 +228,9 @@ def enforce_limits(message: SlackMessage) -> SlackMessage:
 # ------------------------------------------------------------------------- block assembly
 _MARKER = re.compile(r"^<([a-z_]+)>$")
 _MARKERS = frozenset({"text", "header", "section", "field", "context", "divider"})
+# A known marker anywhere on a line still counts: Jinja's trim_blocks eats the newline after
+# a line ending in "{% endif %}", gluing the next marker to it. Data cannot produce "<".
+_MARKER_ANYWHERE = re.compile(r"<(" + "|".join(sorted(_MARKERS)) + r")>")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 
@@ -242,12 +245,14 @@ def _join(lines: list[str]) -> str:
 def assemble(rendered: str) -> tuple[str, list[dict[str, Any]]]:
     """Split a rendered Slack template into ``(fallback_text, blocks)`` (see the module doc).
 
+    A known marker also counts when glued to other text on its line.
     Lines are stripped of indentation; empty blocks are dropped, so a template may emit a
     part unconditionally and leave it empty when its data is missing. Without a ``<text>``
     part the fallback is the header and section texts. Raises
     :class:`jinja2.TemplateSyntaxError` for an unknown ``<marker>`` (a typo in a template).
     """
     parts: list[tuple[str, list[str]]] = []  # (marker, lines)
+    rendered = _MARKER_ANYWHERE.sub(lambda m: f"\n<{m.group(1)}>\n", rendered)
     for lineno, raw in enumerate(rendered.splitlines(), start=1):
         line = raw.strip()
         match = _MARKER.match(line)
