@@ -63,7 +63,7 @@ def _contracts(value: float, _pos: object = None) -> str:
 def render_cumulative_chart(
     flows: Mapping[str, CumulativeFlow],
     session: Session,
-    timezone: str = "America/New_York",
+    timezone: str | ZoneInfo = "America/New_York",
     *,
     max_lines: int = MAX_LINES,
 ) -> bytes:
@@ -72,13 +72,14 @@ def render_cumulative_chart(
     - ``flows``: the cumulative-flow response per watchlist symbol (``{"SPY": flow}``).
     - One line per symbol (at most ``max_lines``: the largest |final value| win), a zero line,
       the x axis in ``timezone`` wall time from the open to the close, a title with the
-      session date, and a legend with each symbol's final value.
+      session date, and a legend with each symbol's final value. ``timezone`` is an IANA
+      name or a ``ZoneInfo`` (the axis labels say EST/EDT as appropriate).
     - No usable points (empty ``flows`` or none inside the session) → a chart that says
       "No flow data" instead of an exception.
 
     Returns a PNG (1200 × 672 px). Thread-safe: nothing global is touched.
     """
-    tz = ZoneInfo(timezone)
+    tz = timezone if isinstance(timezone, ZoneInfo) else ZoneInfo(timezone)
     series = {
         symbol: session_series(flow, session) for symbol, flow in flows.items()
     }
@@ -99,7 +100,7 @@ def render_cumulative_chart(
 
     ax.axhline(0, color="#555555", linewidth=1.0, zorder=1)
     ax.set_xlim(session.open_utc, session.close_utc)
-    tzname = session.close_utc.astimezone(tz).tzname() or timezone
+    tzname = session.close_utc.astimezone(tz).tzname() or str(tz)
     ax.set_xlabel(f"Time ({tzname})", fontsize=11)
     ax.set_ylabel("Net contracts (cumulative)", fontsize=11)
     ax.xaxis.set_major_locator(mdates.HourLocator(tz=tz))
