@@ -95,7 +95,7 @@ def render_cumulative_chart(
     if session.early_close:
         title += f" (early close {session.close_utc.astimezone(tz):%H:%M})"
     if hidden:
-        title += f"  [top {len(shown)} of {len(ranked)}]"
+        title += f" · {len(shown)} largest of {len(ranked)} symbols"
     ax.set_title(title, fontsize=14, loc="left")
 
     ax.axhline(0, color="#555555", linewidth=1.0, zorder=1)
