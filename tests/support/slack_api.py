@@ -451,7 +451,13 @@ class _Handler(BaseHTTPRequestHandler):
                 headers = {}
                 if fault.status == 429 and fault.retry_after is not None:
                     headers["Retry-After"] = str(fault.retry_after)
-                self._json(method, fault.status, {"ok": False, "error": fault.error}, headers, at)
+                if method in ("webhook", "upload"):  # Slack answers these in plain text
+                    self._send(
+                        method, fault.status, fault.error.encode(), "text/plain", headers, at
+                    )
+                else:
+                    error = {"ok": False, "error": fault.error}
+                    self._json(method, fault.status, error, headers, at)
                 return
             if path.path.startswith("/api/"):
                 params = self._params(path.query, body)
