@@ -124,7 +124,11 @@ class SlackApiServer:
         self._httpd = ThreadingHTTPServer((self._host, self._port), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="slack-api-server", daemon=True
+            # A short poll interval makes stop() (shutdown) return promptly.
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="slack-api-server",
+            daemon=True,
         )
         self._thread.start()
         return self
