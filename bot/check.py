@@ -1,0 +1,86 @@
+"""``flowbot check``: validate the config, reach the API and Slack, print the request budget."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from bot.api.client import FlashAlphaClient
+from bot.api.errors import ApiError
+from bot.budget import plan_budget
+from bot.settings import Secrets, Settings
+
+__all__ = ["run_check"]
+
+
+async def run_check(settings: Settings, secrets: Secrets, console: Console) -> int:
+    """Print what the config does and whether its services answer. Returns the exit status:
+    0 when the API (and Slack, when configured) answered, 1 otherwise. Makes one API request."""
+    budget = plan_budget(settings)
+    table = Table(title="Flowbot configuration", show_header=False)
+    table.add_row("API", settings.flashalpha.base_url)
+    table.add_row("plan", settings.flashalpha.plan)
+    table.add_row("watchlist", ", ".join(settings.watchlist.symbols))
+    table.add_row(
+        "requests / poll",
+        f"{budget.symbol_requests_per_poll} symbol, "
+        f"{budget.leaderboard_requests_per_poll} leaderboard",
+    )
+    quota = "unlimited" if budget.quota is None else f"{budget.quota:,}"
+    table.add_row("session estimate", f"{budget.estimate:,} requests (daily quota {quota})")
+    cadence = f"poll {budget.poll_seconds:.0f} s, leaderboards {budget.leaderboard_seconds:.0f} s"
+    if budget.stretched:
+        cadence += " (slowed to fit the quota)"
+    table.add_row("cadence", cadence)
+    if budget.skipped:
+        table.add_row("not in plan", ", ".join(budget.skipped))
+    console.print(table)
+
+    ok = True
+    key = secrets.flashalpha_api_key.get_secret_value() if secrets.flashalpha_api_key else None
+    if key is None:
+        console.print("[yellow]FLASHALPHA_API_KEY is not set[/]")
+    async with FlashAlphaClient(settings.flashalpha.base_url, key, retries=0) as client:
+        symbol = settings.watchlist.symbols[0]
+        try:
+            summary = await client.flow_summary(symbol)
+            console.print(f"[green]API ok[/]: {symbol} flow_direction {summary.flow_direction}")
+            limit = client.rate_limit
+            if limit.remaining is not None:
+                console.print(f"quota left today: {limit.remaining:,}")
+        except ApiError as exc:
+            ok = False
+            console.print(f"[red]API error[/]: {exc}", markup=True, highlight=False)
+
+    if secrets.slack_bot_token is not None:
+        from slack_sdk.errors import SlackApiError
+        from slack_sdk.web.async_client import AsyncWebClient
+
+        web = AsyncWebClient(
+            token=secrets.slack_bot_token.get_secret_value(), base_url=settings.slack.api_url
+        )
+        try:
+            auth = await web.auth_test()
+            console.print(
+                f"[green]Slack ok[/]: team {auth.get('team')}, posting to {settings.slack.channel}"
+            )
+        except SlackApiError as exc:
+            ok = False
+            console.print(f"[red]Slack error[/]: {exc.response.get('error')}")
+        except OSError as exc:
+            ok = False
+            console.print(f"[red]Slack unreachable[/]: {type(exc).__name__}")
+    elif secrets.slack_webhook_url is not None:
+        console.print("Slack: incoming webhook set (not tested: a test would post)")
+    else:
+        console.print(
+            f"Slack: not configured; alerts go to the console and {settings.console.jsonl_path}"
+        )
+    if settings.email.host:
+        console.print(
+            f"email: {settings.email.host}:{settings.email.port} "
+            f"({settings.email.security}) → {', '.join(settings.email.recipients)}"
+        )
+    else:
+        console.print(f"email: no SMTP host; digests are written to {settings.email.outbox_dir}/")
+    return 0 if ok else 1

@@ -1,0 +1,224 @@
+"""The ``flowbot`` command: run, once, check, demo, sim, recap, digest.
+
+A bad config exits with status 2 and one message naming the file and the key, before any
+request is made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from bot.calendar import Session
+from bot.settings import ConfigError, Secrets, Settings, load_secrets, load_settings
+from bot.sim.command import sim_command
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Flowbot: options-flow alerts from the FlashAlpha Lab API to Slack and email.",
+)
+app.command("sim")(sim_command)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML config file (default: $FLOWBOT_CONFIG)."),
+]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Print instead of posting; remember nothing.")
+]
+DateOpt = Annotated[
+    str | None, typer.Option("--date", help="Session date YYYY-MM-DD (default: the last one).")
+]
+LogOpt = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")]
+
+err = Console(stderr=True)
+
+
+def _load(config: Path | None) -> tuple[Settings, Secrets]:
+    try:
+        settings = load_settings(config)
+        secrets = load_secrets(Path("/run/secrets"))
+    except ConfigError as exc:
+        err.print(f"[bold red]config error:[/] {exc}", highlight=False, markup=True)
+        raise typer.Exit(2) from None
+    return settings, secrets
+
+
+def _logging(level: str, secrets: Secrets) -> None:
+    from bot.logs import setup_logging
+
+    setup_logging(level.upper(), secrets.values())
+
+
+@app.command()
+def run(config: ConfigOpt = None, log_level: LogOpt = "INFO") -> None:
+    """Poll the watchlist on schedule and post alerts until SIGINT / SIGTERM."""
+    settings, secrets = _load(config)
+    _logging(log_level, secrets)
+    from bot.app import build_bot
+    from bot.budget import plan_budget
+    from bot.calendar import TradingCalendar
+    from bot.schedule import run_forever
+
+    budget = plan_budget(settings)
+    if budget.stretched:
+        err.print(
+            f"[yellow]plan {settings.flashalpha.plan}: {budget.estimate:,} requests/session "
+            f"exceed the daily quota of {budget.quota:,}; polling every "
+            f"{budget.poll_seconds:.0f} s instead[/]"
+        )
+
+    async def main() -> None:
+        bot = build_bot(settings, secrets)
+        await run_forever(bot, budget, TradingCalendar())
+
+    asyncio.run(main())
+
+
+@app.command()
+def once(config: ConfigOpt = None, dry_run: DryRunOpt = False, log_level: LogOpt = "INFO") -> None:
+    """Run one poll cycle (symbols and leaderboards) now, deliver, and exit."""
+    settings, secrets = _load(config)
+    _logging(log_level, secrets)
+    from bot.app import build_bot
+    from bot.engine import utcnow
+
+    async def main() -> int:
+        bot = build_bot(settings, secrets, dry_run=dry_run)
+        try:
+            now = utcnow()
+            first = await bot.engine.poll_symbols(now)
+            second = await bot.engine.poll_leaderboards(now)
+        finally:
+            await bot.aclose()
+        alerts = len(first.alerts) + len(second.alerts)
+        err.print(
+            f"{first.fetched + second.fetched} response(s), "
+            f"{first.failed + second.failed} failure(s), {alerts} alert(s)"
+        )
+        return 1 if bot.engine.health.auth_failed else 0
+
+    raise typer.Exit(asyncio.run(main()))
+
+
+@app.command()
+def check(config: ConfigOpt = None) -> None:
+    """Validate the config, reach the API and Slack, and print the plan's request budget."""
+    settings, secrets = _load(config)
+    from bot.check import run_check
+
+    raise typer.Exit(asyncio.run(run_check(settings, secrets, Console())))
+
+
+@app.command()
+def demo(
+    speed: Annotated[
+        float, typer.Option(help="Simulated seconds per real second (the session's pace).")
+    ] = 0.0,
+    out: Annotated[Path, typer.Option(help="Where the demo writes its state and files.")] = Path(
+        "demo-output"
+    ),
+) -> None:
+    """Run the bot against the built-in sandbox over one simulated session: no key, no Slack."""
+    from bot.demo import run_demo
+
+    raise typer.Exit(run_demo(out_dir=out, pace=speed))
+
+
+def _session(day: str | None) -> Session:
+    from bot.calendar import TradingCalendar
+    from bot.engine import utcnow
+
+    calendar = TradingCalendar()
+    if day is None:
+        session = calendar.last_closed_session(utcnow())
+    else:
+        try:
+            session = calendar.session_for(date.fromisoformat(day))
+        except ValueError:
+            err.print(f"[red]--date {day!r}: not a date (YYYY-MM-DD)[/]")
+            raise typer.Exit(2) from None
+    if session is None:
+        err.print(f"[red]{day}: not an XNYS trading session[/]")
+        raise typer.Exit(2)
+    return session
+
+
+@app.command()
+def recap(config: ConfigOpt = None, date_: DateOpt = None, dry_run: DryRunOpt = False) -> None:
+    """Build the end-of-session recap from stored history and post it (or print it)."""
+    settings, secrets = _load(config)
+    _logging("WARNING", secrets)
+    from bot.app import build_bot, build_destination
+    from bot.engine import utcnow
+    from bot.reports import send_recap
+
+    session = _session(date_)
+
+    async def main() -> None:
+        destination = build_destination(settings, secrets, dry_run=dry_run)
+        bot = build_bot(settings, secrets, destination=destination)
+        try:
+            # On demand is on purpose: a fresh dedupe key, so asking twice posts twice.
+            if dry_run:
+                from bot.reports import build_session_recap
+
+                recap_, _ = await build_session_recap(bot, session)
+                message = bot.renderer.slack_template("recap", recap=recap_)
+                await destination.post(message)
+            else:
+                await send_recap(bot, session, utcnow(), key_suffix=utcnow().isoformat())
+        finally:
+            await bot.aclose()
+
+    asyncio.run(main())
+
+
+@app.command()
+def digest(config: ConfigOpt = None, date_: DateOpt = None, dry_run: DryRunOpt = False) -> None:
+    """Build the email digest from stored history and send it (or write .eml + .html)."""
+    settings, secrets = _load(config)
+    _logging("WARNING", secrets)
+    from bot.app import build_bot
+    from bot.deliver.email import EmailError
+    from bot.engine import utcnow
+    from bot.reports import send_digest
+
+    session = _session(date_)
+
+    async def main() -> int:
+        bot = build_bot(settings, secrets, dry_run=False)
+        try:
+            result = await send_digest(bot, session, utcnow(), dry_run=dry_run)
+        except EmailError as exc:
+            err.print(f"[red]digest not sent: {exc}[/]")
+            return 1
+        finally:
+            await bot.aclose()
+        if result.files:
+            for path in result.files:
+                print(path)
+        else:
+            print(f"digest for {session.date} sent to {', '.join(settings.email.recipients)}")
+        return 0
+
+    raise typer.Exit(asyncio.run(main()))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

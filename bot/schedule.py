@@ -1,0 +1,125 @@
+"""APScheduler wiring: the poll, leaderboard and delivery jobs, and the session-close jobs.
+
+Every trigger gets the configured timezone explicitly. Each job reads the wall clock once
+(its tick's ``now``) and passes it down. With ``market_hours_only`` a poll runs only while the
+XNYS session is open (holidays, weekends and early closes come from the exchange calendar).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from datetime import datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.app import Bot
+from bot.budget import Budget
+from bot.calendar import TradingCalendar
+from bot.engine import utcnow
+from bot.reports import due_reports
+
+__all__ = ["build_scheduler", "run_forever"]
+
+log = logging.getLogger("flowbot.schedule")
+JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
+
+
+def build_scheduler(
+    bot: Bot,
+    budget: Budget,
+    calendar: TradingCalendar,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+) -> AsyncIOScheduler:
+    """An ``AsyncIOScheduler`` (not started) with four jobs:
+
+    - ``poll``: summary + anomaly for the watchlist every ``budget.poll_seconds``;
+    - ``leaderboards``: the boards top_n watches every ``budget.leaderboard_seconds``;
+    - ``deliver``: retries the outbox every 10 s;
+    - ``session_close``: once a minute, sends a recap / digest that is due and not yet sent
+      (so a bot started after the close still sends that day's recap once).
+    """
+    settings = bot.settings
+    tz = settings.timezone
+    market_hours_only = settings.schedule.market_hours_only
+    scheduler = AsyncIOScheduler(timezone=tz, job_defaults=JOB_DEFAULTS)
+
+    def in_session(now: datetime) -> bool:
+        return not market_hours_only or calendar.is_open(now)
+
+    async def poll() -> None:
+        now = clock()
+        if in_session(now) and not bot.engine.health.auth_failed:
+            report = await bot.engine.poll_symbols(now)
+            _log_report("poll", report)
+
+    async def leaderboards() -> None:
+        now = clock()
+        if in_session(now) and not bot.engine.health.auth_failed:
+            report = await bot.engine.poll_leaderboards(now)
+            _log_report("leaderboards", report)
+
+    async def deliver() -> None:
+        await bot.engine.deliver(clock())
+
+    async def session_close() -> None:
+        await due_reports(bot, calendar, clock())
+
+    scheduler.add_job(
+        poll,
+        IntervalTrigger(seconds=budget.poll_seconds, timezone=tz),
+        id="poll",
+        next_run_time=clock(),
+    )
+    if budget.leaderboard_requests_per_poll:
+        scheduler.add_job(
+            leaderboards,
+            IntervalTrigger(seconds=budget.leaderboard_seconds, timezone=tz),
+            id="leaderboards",
+            next_run_time=clock(),
+        )
+    scheduler.add_job(deliver, IntervalTrigger(seconds=10, timezone=tz), id="deliver")
+    scheduler.add_job(
+        session_close,
+        IntervalTrigger(minutes=1, timezone=tz),
+        id="session_close",
+        next_run_time=clock(),
+    )
+    return scheduler
+
+
+def _log_report(job: str, report: object) -> None:
+    alerts = getattr(report, "alerts", [])
+    failed = getattr(report, "failed", 0)
+    if alerts or failed:
+        log.info("%s: %d alert(s), %d source failure(s)", job, len(alerts), failed)
+
+
+async def run_forever(bot: Bot, budget: Budget, calendar: TradingCalendar) -> None:
+    """Run the scheduler until SIGINT / SIGTERM, then let in-flight work finish, deliver what
+    is due, and close everything."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    scheduler = build_scheduler(bot, budget, calendar)
+    scheduler.start()
+    log.info(
+        "running: %d symbol(s), poll every %.0f s, leaderboards every %.0f s",
+        len(bot.settings.watchlist.symbols),
+        budget.poll_seconds,
+        budget.leaderboard_seconds,
+    )
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping: finishing in-flight work")
+        scheduler.shutdown(wait=False)
+        # Running jobs hold the engine's locks: taking them waits for those jobs to finish.
+        await bot.engine.settle()
+        await bot.engine.deliver(utcnow())
+        await bot.aclose()
