@@ -19,6 +19,24 @@ from bot.sim.nytime import session_open
 from bot.sim.scenario import Scenario, default_scenario, load_scenario
 
 
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed (uvicorn[standard] brings it: ~2x less CPU per request)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - plain asyncio works, just slower
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def _run_loop(coro) -> None:
+    """Thread target: run ``coro`` on a fresh loop owned by this thread."""
+    loop = _new_loop()
+    try:
+        loop.run_until_complete(coro)
+    finally:
+        loop.close()
+
+
 class Sandbox:
     """A running FlashAlpha stand-in on ``host:port`` (port 0 = any free port).
 
@@ -78,7 +96,9 @@ class Sandbox:
         if self._thread is not None:
             return self
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose
+        # proto is TCP; with proto 0, keep-alive responses stall ~40 ms (Nagle + delayed ACK).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         sock.listen(2048)
@@ -96,7 +116,8 @@ class Sandbox:
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._server = server
         self._thread = threading.Thread(
-            target=lambda: asyncio.run(server.serve(sockets=[sock])),
+            target=_run_loop,
+            args=(server.serve(sockets=[sock]),),
             name=f"flowbot-sim:{self.port}",
             daemon=True,
         )
