@@ -146,3 +146,15 @@ def test_scenario_keys_and_validation():
     with pytest.raises(ValueError):
         load_scenario('symbols = ["SPY"]\n[[events]]\nat = "10:00"\nsymbol = "ZZZ"\n'
                       'kind = "block"\nnet_volume = 5\n')  # fmt: skip
+
+
+def test_readme_example_scenario_parses():
+    """The example TOML in README's Sandbox section is a valid scenario."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Sandbox") :]
+    toml = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
+    sc = load_scenario(toml)
+    assert sc.volatility == 0 and len(sc.events) == 4 and len(sc.faults) == 1
