@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from bot.calendar import Session
 from bot.settings import ConfigError, Secrets, Settings, load_secrets, load_settings
@@ -46,7 +47,8 @@ def _load(config: Path | None) -> tuple[Settings, Secrets]:
         settings = load_settings(config)
         secrets = load_secrets(Path("/run/secrets"))
     except ConfigError as exc:
-        err.print(f"[bold red]config error:[/] {exc}", highlight=False, markup=True)
+        # The key is written [section.key]: escape it, or rich reads it as markup and drops it.
+        err.print(f"[bold red]config error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     return settings, secrets
 
@@ -198,7 +200,7 @@ def digest(config: ConfigOpt = None, date_: DateOpt = None, dry_run: DryRunOpt =
         try:
             result = await send_digest(bot, session, utcnow(), dry_run=dry_run)
         except EmailError as exc:
-            err.print(f"[red]digest not sent: {exc}[/]")
+            err.print(f"[red]digest not sent:[/] {escape(str(exc))}")
             return 1
         finally:
             await bot.aclose()

@@ -93,7 +93,9 @@ class FlowSummary(_Enveloped):
     as_of: datetime | None = None
     underlying_price: float | None = None
     expiry: str | None = None
-    flow_direction: str = "unknown"
+    # Required: the one field the bot polls this endpoint for. Missing → malformed → skipped,
+    # so a broken body never stands in for the last good label.
+    flow_direction: str
     intraday_oi_delta: float | None = None
     contracts_with_flow: int | None = None
     contracts_total: int | None = None
@@ -160,7 +162,7 @@ class FlowAnomaly(_Model):
     strategy: str | None = None
     symbol: str
     timestamp: datetime | None = None
-    decision: str = "unknown"
+    decision: str  # required by the envelope, like strategy, symbol and score
     score: float | None = None
     confidence: float | None = None
     regime: str | None = None

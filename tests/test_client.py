@@ -1,0 +1,146 @@
+"""The FlashAlpha client against scripted transports: error mapping, retries, tolerant parsing."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import stamina
+
+from bot.api.client import FlashAlphaClient
+from bot.api.errors import (
+    AuthError,
+    MalformedResponse,
+    QuotaExceeded,
+    SymbolNotFound,
+    TierRestricted,
+    Unavailable,
+)
+
+KEY = "fa-secret-key-123"
+ERRORS = {
+    401: {"title": "Unauthorized", "status": 401, "detail": "Invalid API key."},
+    403: {
+        "status": "ERROR",
+        "error": "tier_restricted",
+        "message": "Requires Alpha.",
+        "current_plan": "Growth",
+        "required_plan": "Alpha",
+    },
+    404: {"error": "symbol_not_found", "message": "No data for XYZ."},
+    429: {
+        "status": "ERROR",
+        "error": "Quota exceeded",
+        "message": "spent",
+        "current_plan": "Growth",
+        "limit": 2500,
+        "upgrade_to": "Alpha",
+        "reset_at": "2026-03-01T00:00:00Z",
+    },
+}
+
+
+@pytest.fixture(autouse=True)
+def fast_retries():
+    stamina.set_testing(True, attempts=3)
+    yield
+    stamina.set_testing(False)
+
+
+def client_for(handler) -> FlashAlphaClient:
+    return FlashAlphaClient("http://api.test", KEY, transport=httpx.MockTransport(handler))
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "check"),
+    [
+        (401, AuthError, lambda e: True),
+        (403, TierRestricted, lambda e: e.required_plan == "Alpha" and e.current_plan == "Growth"),
+        (404, SymbolNotFound, lambda e: True),
+        (429, QuotaExceeded, lambda e: e.retry_after == 120 and e.reset_at.year == 2026),
+    ],
+)
+async def test_documented_errors_map_to_their_exception(status, error, check):
+    """Each documented status raises its own exception with the body's details, never the key."""
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(status, json=ERRORS[status], headers={"Retry-After": "120"})
+
+    async with client_for(handler) as client:
+        with pytest.raises(error) as err:
+            await client.flow_summary("XYZ")
+    assert check(err.value) and KEY not in str(err.value)
+    assert len(calls) == 1, "client errors are not retried"
+    assert calls[0].headers["X-Api-Key"] == KEY
+
+
+async def test_5xx_is_retried_then_succeeds():
+    """A 502 then a 200 within one call returns the 200's data."""
+    answers = iter(
+        [
+            httpx.Response(502),
+            httpx.Response(200, json={"symbol": "SPY", "flow_direction": "neutral"}),
+        ]
+    )
+    async with client_for(lambda r: next(answers)) as client:
+        summary = await client.flow_summary("SPY")
+    assert summary.flow_direction == "neutral"
+
+
+async def test_persistent_outage_raises_unavailable():
+    """A source down for every retry raises Unavailable (the engine keeps the old snapshot)."""
+    async with client_for(lambda r: httpx.Response(503)) as client:
+        with pytest.raises(Unavailable):
+            await client.flow_anomaly("SPY")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"symbol": "SPY", "flow_dire',
+        b"[1, 2]",
+        json.dumps({"flow_direction": "neutral"}).encode(),
+    ],
+    ids=["truncated JSON", "not an object", "missing symbol"],
+)
+async def test_malformed_bodies_raise_malformed_response(body):
+    """A 200 the bot cannot understand is a MalformedResponse, not a crash."""
+    async with client_for(lambda r: httpx.Response(200, content=body)) as client:
+        with pytest.raises(MalformedResponse):
+            await client.flow_summary("SPY")
+
+
+async def test_unknown_labels_and_extra_fields_are_kept_as_text():
+    """A new flow_direction and unknown fields parse; the label stays as the server sent it."""
+    body = {
+        "symbol": "spy ",
+        "flow_direction": "turbulent",
+        "brand_new_field": 1,
+        "flow_gex_pct_shift": None,
+        "as_of": "2026-05-12T18:42:10.1234567Z",
+    }
+    async with client_for(lambda r: httpx.Response(200, json=body)) as client:
+        summary = await client.flow_summary("SPY")
+    assert summary.flow_direction == "turbulent" and summary.symbol == "SPY"
+    assert summary.as_of.microsecond == 123456
+
+
+async def test_leaderboard_params_and_rate_limit_headers():
+    """Leaderboard calls send n/windowMinutes and remember X-RateLimit-* (unlimited → None)."""
+    seen = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.update(request.url.params)
+        return httpx.Response(
+            200,
+            json={"generatedUtc": "2026-05-12T18:42:10Z", "buyers": [], "sellers": []},
+            headers={"X-RateLimit-Limit": "unlimited", "X-RateLimit-Remaining": "42"},
+        )
+
+    async with client_for(handler) as client:
+        await client.options_leaderboard(5, 120)
+    assert seen == {"n": "5", "windowMinutes": "120"}
+    assert client.rate_limit.limit is None and client.rate_limit.remaining == 42

@@ -1,0 +1,198 @@
+"""The engine over real HTTP: the sandbox on 127.0.0.1, the store in a temp dir, Slack on a local
+Web API server. Each test drives the simulated clock and passes it as the tick's ``now``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import stamina
+
+from bot.app import build_bot
+from bot.deliver.slack import SlackBotDestination
+from bot.settings import Secrets, load_settings
+from bot.sim import Sandbox
+from tests.support.slack_api import DEFAULT_TOKEN, SlackApiServer
+
+QUIET = """
+session_date = "2026-06-05"
+seed = 11
+quiet = true
+symbols = ["SPY", "NVDA", "AMD", "QQQ"]
+
+[[events]]
+at = "10:32"
+symbol = "SPY"
+kind = "flow_direction"
+value = "regime_flip"
+
+[[events]]
+at = "10:50"
+symbol = "SPY"
+kind = "flow_direction"
+value = "amplifying"
+
+[[events]]
+at = "11:05"
+symbol = "NVDA"
+kind = "anomaly"
+score = 78
+bias = "bullish"
+"""
+
+
+@pytest.fixture(autouse=True)
+def fast_retries():
+    stamina.set_testing(True, attempts=2)
+    yield
+    stamina.set_testing(False)
+
+
+@pytest.fixture
+def sandbox():
+    with Sandbox(scenario=QUIET, speed=0) as sb:
+        yield sb
+
+
+@pytest.fixture
+def slack():
+    with SlackApiServer() as server:
+        yield server
+
+
+def make_bot(sandbox, slack, state: Path, *, key="sandbox-alpha", plan="alpha", symbols=None):
+    settings = load_settings(
+        None,
+        flashalpha={"base_url": sandbox.base_url, "plan": plan, "retries": 1},
+        watchlist={"symbols": symbols or ["SPY", "NVDA"]},
+        state={"path": state},
+        rules={"top_n": {"zero_dte_metrics": [], "watchlist_only": True}},
+    )
+    destination = SlackBotDestination(
+        token=DEFAULT_TOKEN, channel="#desk", api_url=slack.api_url, max_posts_per_second=50
+    )
+    return build_bot(settings, Secrets(flashalpha_api_key=key), destination=destination)
+
+
+def at(sandbox, hhmm: str) -> datetime:
+    sandbox.set_time_ny(hhmm)
+    return sandbox.clock.now()
+
+
+async def tick(bot, now: datetime) -> None:
+    await bot.engine.poll_symbols(now)
+    await bot.engine.poll_leaderboards(now)
+
+
+def texts(slack) -> list[str]:
+    return [p.text for p in slack.posts]
+
+
+async def test_flip_alerts_once_survives_restart_and_follows_up_in_thread(sandbox, slack, tmp_path):
+    """A flip is posted once, not repeated after a restart, and its end is replied in-thread."""
+    state = tmp_path / "state.sqlite3"
+    bot = make_bot(sandbox, slack, state)
+    await tick(bot, at(sandbox, "09:30"))
+    assert slack.posts == []  # the quiet open: nothing to say
+    await tick(bot, at(sandbox, "10:33"))
+    await tick(bot, at(sandbox, "10:34"))
+    await bot.aclose()
+    assert len(slack.posts) == 1 and "SPY" in texts(slack)[0]
+    flip_ts = slack.posts[0].ts
+
+    restarted = make_bot(sandbox, slack, state)
+    await tick(restarted, at(sandbox, "10:40"))
+    assert len(slack.posts) == 1, "a restart must not repeat an alert already sent"
+    await tick(restarted, at(sandbox, "10:51"))
+    await restarted.aclose()
+    assert len(slack.posts) == 2
+    assert slack.posts[1].thread_ts == flip_ts
+
+
+async def test_transition_while_down_is_alerted_after_restart(sandbox, slack, tmp_path):
+    """A candidate that appeared while the bot was stopped is alerted when it starts again."""
+    state = tmp_path / "state.sqlite3"
+    bot = make_bot(sandbox, slack, state, symbols=["NVDA"])
+    await tick(bot, at(sandbox, "10:00"))
+    await bot.aclose()
+    bot = make_bot(sandbox, slack, state, symbols=["NVDA"])
+    await tick(bot, at(sandbox, "11:10"))
+    await bot.aclose()
+    assert len(slack.posts) == 1 and "NVDA" in texts(slack)[0]
+
+
+async def test_slack_outage_keeps_the_alert_until_delivered_once(sandbox, slack, tmp_path):
+    """A post Slack refuses stays in the outbox and is delivered exactly once when Slack is back."""
+    bot = make_bot(sandbox, slack, tmp_path / "s.sqlite3")
+    await tick(bot, at(sandbox, "09:30"))
+    slack.fail_next("chat.postMessage", status=500, count=50)
+    now = at(sandbox, "10:33")
+    await tick(bot, now)
+    assert slack.posts == [] and bot.store.unsent_count() == 1
+    slack.reset()
+    await bot.engine.deliver(now + timedelta(minutes=11))
+    await bot.engine.deliver(now + timedelta(minutes=12))
+    await bot.aclose()
+    assert len(slack.posts) == 1 and "SPY" in slack.posts[0].text
+
+
+async def test_summary_outage_keeps_previous_snapshot_and_alerts_after(sandbox, slack, tmp_path):
+    """While the summary endpoint answers 502 nothing is alerted; the flip arrives after it."""
+    bot = make_bot(sandbox, slack, tmp_path / "s.sqlite3")
+    await tick(bot, at(sandbox, "10:00"))
+    rule = sandbox.faults.add(kind="outage", endpoint="summary", status=502)
+    report = await bot.engine.poll_symbols(at(sandbox, "10:33"))
+    assert report.failed == 2 and slack.posts == []
+    sandbox.faults.remove(rule)
+    await tick(bot, at(sandbox, "10:34"))
+    await bot.aclose()
+    assert len(slack.posts) == 1 and "SPY" in slack.posts[0].text
+
+
+@pytest.mark.parametrize("mode", ["unknown_label", "truncated", "missing_field"])
+async def test_malformed_responses_are_skipped_and_the_loop_goes_on(sandbox, slack, tmp_path, mode):
+    """A body the bot does not understand is skipped; the other sources keep working."""
+    bot = make_bot(sandbox, slack, tmp_path / "s.sqlite3")
+    await tick(bot, at(sandbox, "10:00"))
+    sandbox.faults.add(kind="malformed", endpoint="summary", symbol="NVDA", mode=mode)
+    report = await bot.engine.poll_symbols(at(sandbox, "10:33"))
+    await bot.aclose()
+    assert [p for p in slack.posts if "SPY" in p.text], "SPY's flip still arrives"
+    if mode == "unknown_label":
+        assert bot.engine._market.summaries["NVDA"].flow_direction == "turbulent"
+    else:
+        assert report.failed >= 1
+
+
+async def test_growth_key_disables_leaderboards_and_keeps_symbols(sandbox, slack, tmp_path, caplog):
+    """A 403 tier_restricted disables that source once; summary/anomaly keep polling."""
+    bot = make_bot(sandbox, slack, tmp_path / "s.sqlite3", key="sandbox-growth", plan="alpha")
+    await tick(bot, at(sandbox, "10:00"))
+    before = sandbox.request_count("/v1/flow/options/leaderboard")
+    await tick(bot, at(sandbox, "10:33"))
+    await bot.aclose()
+    assert sandbox.request_count("/v1/flow/options/leaderboard") == before == 1
+    assert bot.engine.health.disabled["options_leaderboard"] == "Alpha"
+    assert any("needs the Alpha plan" in r.getMessage() for r in caplog.records)
+    assert len(slack.posts) == 1
+
+
+async def test_bad_key_stops_polling_and_unknown_symbol_is_dropped(
+    sandbox, slack, tmp_path, caplog
+):
+    """A 401 stops all polling after one cycle; a 404 symbol is skipped from then on."""
+    bad = make_bot(sandbox, slack, tmp_path / "a.sqlite3", key="wrong-key")
+    await tick(bad, at(sandbox, "10:00"))
+    served = sandbox.request_count()
+    await tick(bad, at(sandbox, "10:01"))
+    await bad.aclose()
+    assert bad.engine.health.auth_failed and sandbox.request_count() == served
+    assert "wrong-key" not in caplog.text
+
+    bot = make_bot(sandbox, slack, tmp_path / "b.sqlite3", symbols=["SPY", "ZZZZ"])
+    await tick(bot, at(sandbox, "10:02"))
+    first = sandbox.request_count("/v1/flow/summary/ZZZZ")
+    await tick(bot, at(sandbox, "10:03"))
+    await bot.aclose()
+    assert first == 1 and sandbox.request_count("/v1/flow/summary/ZZZZ") == 1
