@@ -162,7 +162,7 @@ def test_candidate_transitions(prev, curr, cfg, states):
 
 
 def test_candidate_minimal_payload_and_documented_example_parse():
-    """A payload of only strategy/symbol/decision/score is valid; the example yields its structure."""
+    """A payload of only strategy/symbol/decision/score parses; the example gives its structure."""
     minimal = FlowAnomaly.model_validate(
         {"strategy": "flow_anomaly", "symbol": "spy", "decision": "candidate", "score": 72}
     )
