@@ -1,0 +1,15 @@
+"""`make bench`: every benchmark, one line of numbers each."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pipeline
+import sandbox_throughput
+
+if __name__ == "__main__":
+    sandbox_throughput.main()
+    pipeline.main()
