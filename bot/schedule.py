@@ -118,8 +118,12 @@ async def run_forever(bot: Bot, budget: Budget, calendar: TradingCalendar) -> No
         await stop.wait()
     finally:
         log.info("stopping: finishing in-flight work")
-        scheduler.shutdown(wait=False)
+        # AsyncIOExecutor.shutdown() cancels running job tasks (whatever ``wait`` says), so:
+        # stop new runs, let just-submitted jobs start, wait for running ones, then shut down.
+        scheduler.pause()
+        await asyncio.sleep(0)
         # Running jobs hold the engine's locks: taking them waits for those jobs to finish.
         await bot.engine.settle()
+        scheduler.shutdown(wait=False)
         await bot.engine.deliver(utcnow())
         await bot.aclose()
