@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from rich.console import Console
 from rich.logging import RichHandler
 
 __all__ = ["SecretScrubber", "setup_logging"]
@@ -32,7 +33,11 @@ class SecretScrubber(logging.Filter):
 
 def setup_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
     """Log to stderr through rich, at ``level``; quiet the HTTP libraries' per-request lines."""
-    handler = RichHandler(show_path=False, rich_tracebacks=False, markup=False)
+    # RichHandler's default console writes to stdout; logs belong on stderr (stdout carries
+    # command output, e.g. the file paths `flowbot digest` prints).
+    handler = RichHandler(
+        console=Console(stderr=True), show_path=False, rich_tracebacks=False, markup=False
+    )
     handler.addFilter(SecretScrubber(secrets))
     logging.basicConfig(
         level=level, format="%(message)s", datefmt="%H:%M:%S", handlers=[handler], force=True
