@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -151,11 +152,17 @@ class Engine:
     async def _cycle(
         self, now: datetime, jobs: list[tuple[str, str, Callable[[], Awaitable[BaseModel]]]]
     ) -> CycleReport:
+        async with self.in_flight():
+            return await self._run_cycle(now, jobs)
+
+    @asynccontextmanager
+    async def in_flight(self) -> AsyncIterator[None]:
+        """Mark the current task as work that :meth:`settle` waits for on shutdown."""
         task = asyncio.current_task()
         if task is not None:
             self._running.add(task)
         try:
-            return await self._run_cycle(now, jobs)
+            yield
         finally:
             if task is not None:
                 self._running.discard(task)

@@ -67,7 +67,8 @@ def build_scheduler(
         await bot.engine.deliver(clock())
 
     async def session_close() -> None:
-        await due_reports(bot, calendar, clock())
+        async with bot.engine.in_flight():  # a stop waits for a recap being sent
+            await due_reports(bot, calendar, clock())
 
     scheduler.add_job(
         poll,
@@ -109,7 +110,7 @@ async def run_forever(bot: Bot, budget: Budget, calendar: TradingCalendar) -> No
     scheduler = build_scheduler(bot, budget, calendar)
     scheduler.start()
     log.info(
-        "running: %d symbol(s), poll every %.0f s, leaderboards every %.0f s",
+        "running: %d symbol(s), poll every %g s, leaderboards every %g s",
         len(bot.settings.watchlist.symbols),
         budget.poll_seconds,
         budget.leaderboard_seconds,
