@@ -17,7 +17,8 @@ from bot.snapshot import MarketSnapshot
 
 NOW = datetime(2026, 6, 5, 15, 0, tzinfo=UTC)
 CTX = DetectContext(now=NOW, watchlist=("SPY", "NVDA"))
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "api" / "examples"
+# Copies of the API page's documented bodies (shared/api/examples), kept with the tests.
+EXAMPLES = Path(__file__).resolve().parent / "golden" / "render"
 
 
 def summary(label: str | None, symbol: str = "SPY", **extra: object) -> FlowSummary:
