@@ -41,16 +41,6 @@ class Budget:
     skipped: tuple[str, ...]
     stretched: bool
 
-    @property
-    def estimate_at_cadence(self) -> int:
-        """Requests over one session at the cadence actually used."""
-        return _estimate(
-            self.symbol_requests_per_poll,
-            self.leaderboard_requests_per_poll,
-            self.poll_seconds,
-            self.leaderboard_seconds,
-        )
-
 
 def _estimate(per_poll: int, per_board: int, poll_s: float, board_s: float) -> int:
     seconds = SESSION_MINUTES * 60

@@ -12,10 +12,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from bot.api.client import FlashAlphaClient
 from bot.api.models import (
@@ -24,8 +23,6 @@ from bot.api.models import (
     REGIMES,
     FlowAnomaly,
     FlowSummary,
-    OptionsLeaderboard,
-    ZeroDteLeaderboard,
 )
 from bot.budget import sources_for
 from bot.deliver.base import Delivered, DeliveryError, Destination
@@ -36,20 +33,15 @@ from bot.policy import decide
 from bot.render import Renderer
 from bot.rules import RULES, DetectContext
 from bot.settings import Settings
-from bot.snapshot import MarketSnapshot
+from bot.snapshot import MarketSnapshot, snapshot_from_models, snapshot_from_rows
 from bot.store import SnapshotRow, Store
 
 __all__ = ["CycleReport", "Engine", "session_of"]
 
+PER_SYMBOL = frozenset({"summary", "anomaly"})  # sources keyed by symbol (others: by board)
+
 log = logging.getLogger("flowbot.engine")
 NEW_YORK = ZoneInfo("America/New_York")
-
-MODELS: dict[str, type[BaseModel]] = {
-    "summary": FlowSummary,
-    "anomaly": FlowAnomaly,
-    "options_leaderboard": OptionsLeaderboard,
-    "zero_dte_leaderboard": ZeroDteLeaderboard,
-}
 
 
 def session_of(now: datetime) -> str:
@@ -174,10 +166,10 @@ class Engine:
         runnable = [
             (source, key, call)
             for source, key, call in jobs
-            if self.health.may_request(source, now, None if key in ("-",) else key)
+            if self.health.may_request(source, now, key if source in PER_SYMBOL else None)
         ]
         results = await asyncio.gather(*(call() for _, _, call in runnable), return_exceptions=True)
-        fresh = MarketSnapshot()
+        fetched: list[tuple[str, BaseModel]] = []
         rows: list[SnapshotRow] = []
         session = session_of(now)
         for (source, key, _), result in zip(runnable, results, strict=True):
@@ -190,7 +182,7 @@ class Engine:
             report.fetched += 1
             self.health.ok(source, key)
             self._note(source, key, result, now)
-            fresh = _lay(fresh, source, key, result)
+            fetched.append((key, result))
             rows.append(
                 SnapshotRow(
                     source=source,
@@ -203,7 +195,7 @@ class Engine:
 
         async with self._cycle_lock:
             previous = self._previous(session)
-            current = previous.merged(fresh)
+            current = previous.merged(snapshot_from_models(fetched))
             ctx = DetectContext(now=now, watchlist=self.settings.watchlist.symbols)
             for name, spec in RULES.items():
                 cfg = self.settings.rule_config(name)
@@ -241,17 +233,7 @@ class Engine:
         """This session's last market: in memory, or from the store after a restart."""
         if self._session != session:
             self._session = session
-            self._market = MarketSnapshot()
-            for row in self.store.snapshots(session):
-                model = MODELS.get(row.source)
-                if model is None:
-                    continue
-                try:
-                    parsed = model.model_validate(row.payload)
-                except ValidationError:
-                    log.warning("stored %s %s no longer parses: ignored", row.source, row.key)
-                    continue
-                self._market = _lay(self._market, row.source, row.key, parsed)
+            self._market = snapshot_from_rows(self.store.snapshots(session))
         return self._market
 
     def _note(self, source: str, key: str, model: BaseModel, now: datetime) -> None:
@@ -333,32 +315,6 @@ class Engine:
                 )
                 sent += 1
         return sent
-
-
-def _lay(snapshot: MarketSnapshot, source: str, key: str, model: Any) -> MarketSnapshot:
-    """``snapshot`` with ``model`` set as ``source``/``key``."""
-    if source == "summary":
-        return MarketSnapshot(
-            {**snapshot.summaries, key: model},
-            snapshot.anomalies,
-            snapshot.options_board,
-            snapshot.zero_dte,
-        )
-    if source == "anomaly":
-        return MarketSnapshot(
-            snapshot.summaries,
-            {**snapshot.anomalies, key: model},
-            snapshot.options_board,
-            snapshot.zero_dte,
-        )
-    if source == "options_leaderboard":
-        return MarketSnapshot(snapshot.summaries, snapshot.anomalies, model, snapshot.zero_dte)
-    return MarketSnapshot(
-        snapshot.summaries,
-        snapshot.anomalies,
-        snapshot.options_board,
-        {**snapshot.zero_dte, key: model},
-    )
 
 
 def utcnow() -> datetime:

@@ -84,11 +84,12 @@ class SourceHealth:
             self.unknown_symbols.add(key)
             self.once(logging.WARNING, ("404", key), "%s: symbol not found, skipped", key)
         elif isinstance(error, QuotaExceeded):
-            wait = error.retry_after
-            until = error.reset_at or (now + timedelta(seconds=wait or 60))
-            if wait is not None:
-                until = max(until, now + timedelta(seconds=wait)) if error.reset_at else until
-            self.paused_until = until.astimezone(UTC)
+            # Wait for the later of what the server said (reset_at, Retry-After); a minute if
+            # it said neither.
+            hints = [error.reset_at] if error.reset_at else []
+            if error.retry_after is not None:
+                hints.append(now + timedelta(seconds=error.retry_after))
+            self.paused_until = max(hints or [now + timedelta(minutes=1)]).astimezone(UTC)
             self.once(
                 logging.WARNING,
                 ("429", self.paused_until.isoformat()),

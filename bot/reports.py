@@ -16,10 +16,6 @@ from pathlib import Path
 from bot.api.errors import ApiError
 from bot.api.models import (
     CumulativeFlow,
-    FlowAnomaly,
-    FlowSummary,
-    OptionsLeaderboard,
-    ZeroDteLeaderboard,
 )
 from bot.app import Bot
 from bot.calendar import Session, TradingCalendar
@@ -34,6 +30,7 @@ from bot.deliver.email import (
 )
 from bot.recap import Recap, build_recap
 from bot.settings import plan_allows
+from bot.snapshot import snapshot_from_rows
 
 __all__ = ["DigestResult", "build_session_recap", "due_reports", "send_digest", "send_recap"]
 
@@ -45,31 +42,15 @@ async def build_session_recap(bot: Bot, session: Session) -> tuple[Recap, bytes 
     when the chart is off, the plan lacks the Alpha cumulative endpoint, or no data came)."""
     settings = bot.settings
     day = session.date.isoformat()
-    summaries: dict[str, FlowSummary] = {}
-    anomalies: dict[str, FlowAnomaly] = {}
-    options_board: OptionsLeaderboard | None = None
-    zero_dte: dict[str, ZeroDteLeaderboard] = {}
-    for row in bot.store.snapshots_as_of(day, until=session.close_utc):
-        try:
-            if row.source == "summary":
-                summaries[row.key] = FlowSummary.model_validate(row.payload)
-            elif row.source == "anomaly":
-                anomalies[row.key] = FlowAnomaly.model_validate(row.payload)
-            elif row.source == "options_leaderboard":
-                options_board = OptionsLeaderboard.model_validate(row.payload)
-            elif row.source == "zero_dte_leaderboard":
-                zero_dte[row.key] = ZeroDteLeaderboard.model_validate(row.payload)
-        except ValueError:
-            log.warning("stored %s %s no longer parses: left out of the recap", row.source, row.key)
+    market = snapshot_from_rows(bot.store.snapshots_as_of(day, until=session.close_utc))
     top_n = settings.rule_config("top_n")
-    metrics = [m for m in top_n.zero_dte_metrics if m in zero_dte]
     recap = build_recap(
         session,
         alerts=bot.store.alerts(day),
-        summaries=summaries,
-        anomalies=anomalies,
-        options_board=options_board,
-        zero_dte={m: zero_dte[m] for m in metrics},
+        summaries=dict(market.summaries),
+        anomalies=dict(market.anomalies),
+        options_board=market.options_board,
+        zero_dte={m: market.zero_dte[m] for m in top_n.zero_dte_metrics if m in market.zero_dte},
         watchlist=list(settings.watchlist.symbols),
         top_n=top_n.options_n,
     )

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ValidationError
 
 from bot.api.models import FlowAnomaly, FlowSummary, OptionsLeaderboard, ZeroDteLeaderboard
 
-__all__ = ["MarketSnapshot"]
+if TYPE_CHECKING:
+    from bot.store import SnapshotRow
+
+__all__ = ["MODELS", "MarketSnapshot", "snapshot_from_models", "snapshot_from_rows"]
+
+log = logging.getLogger(__name__)
+
+MODELS: dict[str, type[BaseModel]] = {
+    "summary": FlowSummary,
+    "anomaly": FlowAnomaly,
+    "options_leaderboard": OptionsLeaderboard,
+    "zero_dte_leaderboard": ZeroDteLeaderboard,
+}
+"""The response model of each stored source (the store's ``source`` column)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,3 +53,38 @@ class MarketSnapshot:
             options_board=newer.options_board or self.options_board,
             zero_dte={**self.zero_dte, **newer.zero_dte},
         )
+
+
+def snapshot_from_models(items: Iterable[tuple[str, BaseModel]]) -> MarketSnapshot:
+    """A snapshot of ``(key, model)`` pairs, placed by the model's type; a later pair replaces
+    an earlier one. ``key`` is the symbol of a summary / anomaly, the metric of a 0DTE board,
+    and ignored for the options board. Other models are ignored."""
+    summaries: dict[str, FlowSummary] = {}
+    anomalies: dict[str, FlowAnomaly] = {}
+    zero_dte: dict[str, ZeroDteLeaderboard] = {}
+    options_board: OptionsLeaderboard | None = None
+    for key, model in items:
+        if isinstance(model, FlowSummary):
+            summaries[key] = model
+        elif isinstance(model, FlowAnomaly):
+            anomalies[key] = model
+        elif isinstance(model, OptionsLeaderboard):
+            options_board = model
+        elif isinstance(model, ZeroDteLeaderboard):
+            zero_dte[key] = model
+    return MarketSnapshot(summaries, anomalies, options_board, zero_dte)
+
+
+def snapshot_from_rows(rows: Iterable[SnapshotRow]) -> MarketSnapshot:
+    """Parse stored rows (``bot.store.SnapshotRow``) back into a snapshot. A row that no longer
+    parses (the model changed since it was stored) is logged and left out."""
+    items = []
+    for row in rows:
+        model = MODELS.get(row.source)
+        if model is None:
+            continue
+        try:
+            items.append((row.key, model.model_validate(row.payload)))
+        except ValidationError:
+            log.warning("stored %s %s no longer parses: ignored", row.source, row.key)
+    return snapshot_from_models(items)
