@@ -8,9 +8,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-__all__ = ["AlertRecord", "Event", "SlackMessage"]
+__all__ = ["AlertRecord", "Event", "Severity", "SlackMessage"]
+
+
+class Severity(StrEnum):
+    """How urgent an event is, as the config and routes spell it. Ordered: ``info`` <
+    ``warning`` < ``critical`` (compare with :meth:`rank`). It sets the colour of a Slack
+    attachment bar, a Discord embed and a Teams card, and is a word in text and email."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """0 for info, 1 for warning, 2 for critical."""
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +54,7 @@ class Event:
       this goes into; ``None`` for a top-level alert.
     - ``follow_up``: ``True`` for a thread reply that closes an earlier alert (not subject to
       the cooldown, and only sent when the parent was).
+    - ``severity``: derived by the rule from its config thresholds (see each rule's module).
     """
 
     rule: str
@@ -46,6 +66,7 @@ class Event:
     board: str | None = None
     thread_parent: str | None = None
     follow_up: bool = False
+    severity: Severity = Severity.INFO
 
     @property
     def alert_key(self) -> str:

@@ -10,16 +10,18 @@ from __future__ import annotations
 from pydantic import Field
 
 from bot.api.models import FlowAnomaly
-from bot.events import Event
+from bot.events import Event, Severity
 from bot.rules.base import DetectContext, RuleConfig, RuleSpec
 from bot.snapshot import MarketSnapshot
 
 
 class CandidateConfig(RuleConfig):
     """``[rules.candidate]``: ``min_score`` 0..100; ``min_confidence`` a fraction 0..1 and
-    ``min_data_quality`` 0..100 (0 = not required; when required, a missing value fails)."""
+    ``min_data_quality`` 0..100 (0 = not required; when required, a missing value fails).
+    Severity: ``warning``, ``critical`` from ``critical_score`` (0..100) up."""
 
     min_score: float = Field(70.0, ge=0, le=100)
+    critical_score: float = Field(85.0, ge=0, le=100)
     min_confidence: float = Field(0.0, ge=0, le=1)
     min_data_quality: float = Field(0.0, ge=0, le=100)
 
@@ -73,6 +75,11 @@ def detect(
                     "previous_bias": before.bias if before is not None else None,
                     "switched": switched,
                 },
+                severity=(
+                    Severity.CRITICAL
+                    if (anomaly.score or 0) >= cfg.critical_score
+                    else Severity.WARNING
+                ),
             )
         )
     return events

@@ -8,7 +8,7 @@ label later leaves ``regime_flip`` a follow-up goes into the alert's Slack threa
 
 from __future__ import annotations
 
-from bot.events import Event
+from bot.events import Event, Severity
 from bot.rules.base import DetectContext, RuleConfig, RuleSpec
 from bot.snapshot import MarketSnapshot
 
@@ -16,9 +16,11 @@ FLIP = "regime_flip"
 
 
 class RegimeFlipConfig(RuleConfig):
-    """``[rules.regime_flip]``: ``follow_up`` posts a thread reply when the flip ends."""
+    """``[rules.regime_flip]``: ``follow_up`` posts a thread reply when the flip ends;
+    ``severity`` of the flip alert (default ``critical``; the ended reply is ``info``)."""
 
     follow_up: bool = True
+    severity: Severity = Severity.CRITICAL
 
 
 def detect(
@@ -40,6 +42,7 @@ def detect(
                     state=FLIP,
                     occurred_at=occurred,
                     context={"summary": summary, "previous": previous},
+                    severity=cfg.severity,
                 )
             )
         elif previous == FLIP and summary.flow_direction != FLIP and cfg.follow_up:

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from bot.api.models import ZERO_DTE_METRICS
-from bot.events import Event
+from bot.events import Event, Severity
 from bot.rules.base import DetectContext, RuleConfig, RuleSpec
 from bot.snapshot import MarketSnapshot
 
@@ -24,7 +24,9 @@ class TopNConfig(RuleConfig):
     """``[rules.top_n]``: ``options_n`` rows per side of the options board (1..50) over
     ``window_minutes`` (1..10080); ``zero_dte_metrics`` (heat, pin_risk, abs_flow,
     charm_intensity) each watched to ``zero_dte_n`` (1..100); ``alert_on_exit`` alerts when a
-    symbol leaves the top N; ``watchlist_only`` limits alerts to watchlist symbols."""
+    symbol leaves the top N; ``watchlist_only`` limits alerts to watchlist symbols.
+    Severity: ``lead_severity`` (default ``warning``) for a new #1, ``entry_severity``
+    (default ``info``) for an entry or an exit."""
 
     options_leaderboard: bool = True
     options_n: int = Field(5, ge=1, le=50)
@@ -33,6 +35,8 @@ class TopNConfig(RuleConfig):
     zero_dte_n: int = Field(5, ge=1, le=100)
     alert_on_exit: bool = False
     watchlist_only: bool = False
+    lead_severity: Severity = Severity.WARNING
+    entry_severity: Severity = Severity.INFO
 
     @field_validator("zero_dte_metrics")
     @classmethod
@@ -99,7 +103,15 @@ def boards(snapshot: MarketSnapshot, cfg: TopNConfig) -> dict[str, Board]:
     return out
 
 
-def _event(kind: str, state: str, board: Board, symbol: str, now: datetime, **extra: Any) -> Event:
+def _event(
+    kind: str,
+    state: str,
+    board: Board,
+    symbol: str,
+    now: datetime,
+    severity: Severity,
+    **extra: Any,
+) -> Event:
     rank = board.ranked.index(symbol) + 1 if symbol in board.ranked else None
     context = {
         "board": board.name,
@@ -123,6 +135,7 @@ def _event(kind: str, state: str, board: Board, symbol: str, now: datetime, **ex
         occurred_at=board.as_of or now,
         context=context,
         board=board.name,
+        severity=severity,
     )
 
 
@@ -152,12 +165,17 @@ def detect(
                         now_board,
                         symbol,
                         ctx.now,
+                        cfg.lead_severity,
                         previous_rank=old_rank.get(symbol),
                         previous_leader=old_leader,
                     )
                 )
             elif symbol not in old_rank:
-                events.append(_event("leaderboard_entry", "top", now_board, symbol, ctx.now))
+                events.append(
+                    _event(
+                        "leaderboard_entry", "top", now_board, symbol, ctx.now, cfg.entry_severity
+                    )
+                )
         if cfg.alert_on_exit:
             for symbol in before.ranked:
                 if symbol in now_board.ranked or (cfg.watchlist_only and symbol not in watch):
@@ -169,6 +187,7 @@ def detect(
                         now_board,
                         symbol,
                         ctx.now,
+                        cfg.entry_severity,
                         previous_rank=old_rank[symbol],
                         row=before.rows.get(symbol),
                     )
