@@ -10,13 +10,17 @@ import asyncio
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from bot.calendar import Session
+
+if TYPE_CHECKING:
+    from bot.app import Bot
+    from bot.store import Store
 from bot.settings import ConfigError, Secrets, Settings, load_secrets, load_settings
 from bot.sim.command import sim_command
 
@@ -53,6 +57,17 @@ def _load(config: Path | None) -> tuple[Settings, Secrets]:
     return settings, secrets
 
 
+def _build(settings: Settings, secrets: Secrets, *, dry_run: bool = False) -> Bot:
+    """The bot, or exit 2 when a destination's secret is missing or a route is wrong."""
+    from bot.app import build_bot
+
+    try:
+        return build_bot(settings, secrets, dry_run=dry_run)
+    except ConfigError as exc:
+        err.print(f"[bold red]config error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
 def _logging(level: str, secrets: Secrets) -> None:
     from bot.logs import setup_logging
 
@@ -64,7 +79,6 @@ def run(config: ConfigOpt = None, log_level: LogOpt = "INFO") -> None:
     """Poll the watchlist on schedule and post alerts until SIGINT / SIGTERM."""
     settings, secrets = _load(config)
     _logging(log_level, secrets)
-    from bot.app import build_bot
     from bot.budget import plan_budget
     from bot.calendar import TradingCalendar
     from bot.schedule import run_forever
@@ -78,7 +92,7 @@ def run(config: ConfigOpt = None, log_level: LogOpt = "INFO") -> None:
         )
 
     async def main() -> None:
-        bot = build_bot(settings, secrets)
+        bot = _build(settings, secrets)
         await run_forever(bot, budget, TradingCalendar())
 
     asyncio.run(main())
@@ -89,15 +103,15 @@ def once(config: ConfigOpt = None, dry_run: DryRunOpt = False, log_level: LogOpt
     """Run one poll cycle (symbols and leaderboards) now, deliver, and exit."""
     settings, secrets = _load(config)
     _logging(log_level, secrets)
-    from bot.app import build_bot
     from bot.engine import utcnow
 
     async def main() -> int:
-        bot = build_bot(settings, secrets, dry_run=dry_run)
+        bot = _build(settings, secrets, dry_run=dry_run)
         try:
             now = utcnow()
             first = await bot.engine.poll_symbols(now)
             second = await bot.engine.poll_leaderboards(now)
+            await bot.worker.flush()
         finally:
             await bot.aclose()
         alerts = len(first.alerts) + len(second.alerts)
@@ -158,25 +172,25 @@ def recap(config: ConfigOpt = None, date_: DateOpt = None, dry_run: DryRunOpt = 
     """Build the end-of-session recap from stored history and post it (or print it)."""
     settings, secrets = _load(config)
     _logging("WARNING", secrets)
-    from bot.app import build_bot, build_destination
     from bot.engine import utcnow
-    from bot.reports import send_recap
+    from bot.reports import build_session_recap, send_recap
 
     session = _session(date_)
 
     async def main() -> None:
-        destination = build_destination(settings, secrets, dry_run=dry_run)
-        bot = build_bot(settings, secrets, destination=destination)
+        bot = _build(settings, secrets)
         try:
-            # On demand is on purpose: a fresh dedupe key, so asking twice posts twice.
             if dry_run:
-                from bot.reports import build_session_recap
+                from bot.deliver.console import ConsoleDestination
 
                 recap_, _ = await build_session_recap(bot, session)
                 message = bot.renderer.slack_template("recap", recap=recap_)
-                await destination.post(message)
+                await ConsoleDestination(None).post(message)
             else:
-                await send_recap(bot, session, utcnow(), key_suffix=utcnow().isoformat())
+                # On demand is on purpose: a fresh dedupe key, so asking twice posts twice.
+                now = utcnow()
+                await send_recap(bot, session, now, key_suffix=now.isoformat())
+                await bot.worker.flush()
         finally:
             await bot.aclose()
 
@@ -188,30 +202,113 @@ def digest(config: ConfigOpt = None, date_: DateOpt = None, dry_run: DryRunOpt =
     """Build the email digest from stored history and send it (or write .eml + .html)."""
     settings, secrets = _load(config)
     _logging("WARNING", secrets)
-    from bot.app import build_bot
-    from bot.deliver.email import EmailError
     from bot.engine import utcnow
     from bot.reports import send_digest
 
     session = _session(date_)
 
     async def main() -> int:
-        bot = build_bot(settings, secrets, dry_run=False)
+        bot = _build(settings, secrets)
         try:
-            result = await send_digest(bot, session, utcnow(), dry_run=dry_run)
-        except EmailError as exc:
-            err.print(f"[red]digest not sent:[/] {escape(str(exc))}")
-            return 1
+            now = utcnow()
+            suffix = now.strftime("%H%M%S")
+            result = await send_digest(bot, session, now, dry_run=dry_run, key_suffix=suffix)
+            await bot.worker.flush()
+            failed = [
+                item
+                for item in bot.store.outbox()
+                if item.category == "digest" and suffix in item.dedupe_key and item.state != "sent"
+            ]
         finally:
             await bot.aclose()
-        if result.files:
-            for path in result.files:
-                print(path)
-        else:
-            print(f"digest for {session.date} sent to {', '.join(settings.email.recipients)}")
+        for path in result.files:
+            print(path)
+        if failed:
+            reason = failed[0].last_error or failed[0].state
+            err.print(f"[red]digest not sent:[/] {escape(reason)}")
+            return 1
+        if result.queued:
+            print(f"digest for {session.date} sent via {', '.join(result.queued)}")
         return 0
 
     raise typer.Exit(asyncio.run(main()))
+
+
+outbox_app = typer.Typer(help="Inspect and repair the outbox: pending, dead and expired messages.")
+app.add_typer(outbox_app, name="outbox")
+StateOpt = Annotated[
+    str | None, typer.Option("--state", help="pending, sent, dead or expired (default: all).")
+]
+
+
+def _store(config: Path | None) -> Store:
+    settings, _ = _load(config)
+    from bot.store import Store
+
+    return Store(settings.state.path)
+
+
+@outbox_app.command("list")
+def outbox_list(config: ConfigOpt = None, state: StateOpt = None) -> None:
+    """List outbox rows, newest first: id, state, destination, kind, age, tries, last error."""
+    from rich.table import Table
+
+    from bot.store import OUTBOX_STATES
+
+    if state is not None and state not in OUTBOX_STATES:
+        err.print(f"[red]--state {escape(state)!r}: one of {', '.join(OUTBOX_STATES)}[/]")
+        raise typer.Exit(2)
+    store = _store(config)
+    table = Table("id", "state", "destination", "kind", "queued (UTC)", "tries", "last error")
+    for item in store.outbox(state):
+        table.add_row(
+            str(item.id),
+            item.state,
+            item.destination,
+            item.category,
+            item.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            str(item.attempts),
+            escape(item.last_error or ""),
+        )
+    store.close()
+    Console(width=160).print(table)
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    item_id: Annotated[int | None, typer.Argument(help="Row id (see `outbox list`).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every dead and expired row.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Put a dead or expired row (or --all of them) back in the queue; a running bot sends it
+    within seconds."""
+    if (item_id is None) == (not all_):
+        err.print("[red]give a row id or --all[/]")
+        raise typer.Exit(2)
+    store = _store(config)
+    count = store.retry(None if all_ else item_id)
+    store.close()
+    print(f"{count} row(s) queued again")
+    raise typer.Exit(0 if count or all_ else 1)
+
+
+@outbox_app.command("purge")
+def outbox_purge(
+    older_than: Annotated[str, typer.Option("--older-than", help="Age: 7d, 12h or 30m.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Delete sent, dead and expired rows older than the given age (pending rows stay)."""
+    from datetime import UTC, datetime, timedelta
+
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    amount, unit = older_than[:-1], older_than[-1:]
+    if unit not in units or not amount.isdigit():
+        err.print(f"[red]--older-than {escape(older_than)!r}: a number and d, h or m (7d)[/]")
+        raise typer.Exit(2)
+    store = _store(config)
+    count = store.purge(datetime.now(UTC) - timedelta(**{units[unit]: int(amount)}))
+    store.close()
+    print(f"{count} row(s) purged")
 
 
 def main() -> None:

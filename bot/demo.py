@@ -19,6 +19,7 @@ from rich.console import Console
 
 from bot.app import build_bot
 from bot.calendar import TradingCalendar
+from bot.deliver.base import BuildContext
 from bot.reports import send_digest, send_recap
 from bot.settings import Secrets, load_settings
 from bot.sim import Sandbox
@@ -62,13 +63,17 @@ async def _demo(out_dir: Path, pace: float, console: Console) -> int:
         session = calendar.session_for(day)
         assert session is not None, f"the demo scenario's date {day} is no XNYS session"
         console.rule(f"Flowbot demo · sandbox {sandbox.base_url} · session {day}")
-        bot = build_bot(settings, secrets)
+        # No secret is read: the demo's destinations come from its own (empty) environment.
+        bot = build_bot(
+            settings, secrets, context=BuildContext(environ={}), clock=sandbox.clock.now
+        )
         try:
             now = session.open_utc
             while now <= session.close_utc:
                 sandbox.clock.set(now)
                 await bot.engine.poll_symbols(now)
                 await bot.engine.poll_leaderboards(now)
+                await bot.worker.flush()
                 now += STEP
                 if pace > 0:
                     await asyncio.sleep(STEP.total_seconds() / pace)
@@ -76,6 +81,7 @@ async def _demo(out_dir: Path, pace: float, console: Console) -> int:
             sandbox.clock.set(now)
             console.rule("End-of-session recap")
             await send_recap(bot, session, now)
+            await bot.worker.flush()
             digest = await send_digest(bot, session, now, dry_run=True)
             alerts = bot.store.alerts(day.isoformat())
         finally:

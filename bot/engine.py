@@ -1,44 +1,38 @@
-"""The pipeline of one tick: fetch → parse → detect → policy → render → outbox → deliver.
+"""The engine: the I/O around the pipeline of one tick.
 
-Side effects stay at the edges (the client, the store, the destination); ``now`` is passed in
-by the caller (the scheduler's tick, or the demo's simulated clock) and never read here.
+fetch (the sources registry, concurrent, through the client) → parse (the client's models) →
+:func:`bot.pipeline.run` (detect → silence → policy → route → group → render, pure) → the store
+(snapshots, alerts and outbox rows in one transaction) → wake the outbox worker. Delivery is
+never awaited here: a slow or failing destination cannot delay a poll. ``now`` is passed in by
+the caller (the scheduler's tick, or the demo's simulated clock) and never read here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
 from bot.api.client import FlashAlphaClient
-from bot.api.models import (
-    DECISIONS,
-    FLOW_DIRECTIONS,
-    REGIMES,
-    FlowAnomaly,
-    FlowSummary,
-)
+from bot.api.models import DECISIONS, FLOW_DIRECTIONS, REGIMES, FlowAnomaly, FlowSummary
+from bot.api.sources import SOURCES, FetchArgs
 from bot.budget import sources_for
-from bot.deliver.base import Delivered, DeliveryError, Destination
-from bot.escape import slack_escape
-from bot.events import Event, SlackMessage
+from bot.events import Event
 from bot.health import SourceHealth
-from bot.policy import decide
-from bot.render import Renderer
-from bot.rules import RULES, DetectContext
+from bot.pipeline import Lookups, PipelineConfig, run
+from bot.policy import Decision
+from bot.rules import DetectContext
 from bot.settings import Settings
 from bot.snapshot import MarketSnapshot, snapshot_from_models, snapshot_from_rows
 from bot.store import SnapshotRow, Store
 
-__all__ = ["CycleReport", "Engine", "session_of"]
-
-PER_SYMBOL = frozenset({"summary", "anomaly"})  # sources keyed by symbol (others: by board)
+__all__ = ["CycleReport", "Engine", "Job", "session_of", "utcnow"]
 
 log = logging.getLogger("flowbot.engine")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -49,22 +43,36 @@ def session_of(now: datetime) -> str:
     return now.astimezone(NEW_YORK).date().isoformat()
 
 
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One request of a cycle: the ``source`` name (:data:`bot.api.sources.SOURCES`) and its
+    ``key`` (a symbol, a 0DTE metric, or ``-`` for the options board)."""
+
+    source: str
+    key: str
+
+
 @dataclass(slots=True)
 class CycleReport:
-    """What one tick did: requests made, sources fetched and failed, events raised, alerts
-    queued (with their policy reasons), messages delivered."""
+    """What one tick did: requests made, sources fetched and failed, events raised, and the
+    policy decisions (``alerts`` queued, ``held`` back), each with its named reason."""
 
     fetched: int = 0
     failed: int = 0
     events: list[Event] = field(default_factory=list)
-    alerts: list[tuple[Event, str]] = field(default_factory=list)
-    held: list[tuple[Event, str]] = field(default_factory=list)
-    delivered: int = 0
+    alerts: list[Decision] = field(default_factory=list)
+    held: list[Decision] = field(default_factory=list)
 
 
 class Engine:
     """Runs ticks for one config. One engine per process; its methods must be awaited from the
-    same event loop (the store is single-threaded)."""
+    same event loop (the store is single-threaded).
+
+    - ``pipeline``: the resolved stages' config (routes, destinations' dialects, renderer).
+    - ``expires_at(session)``: when an alert of that session stops being worth sending (UTC;
+      by default the session's close), or ``None``.
+    - ``on_commit``: called after each commit that queued messages (wakes the outbox worker).
+    """
 
     def __init__(
         self,
@@ -72,23 +80,31 @@ class Engine:
         *,
         client: FlashAlphaClient,
         store: Store,
-        renderer: Renderer,
-        destination: Destination,
+        pipeline: PipelineConfig,
+        expires_at: Callable[[str, datetime], datetime | None] = lambda session, now: None,
+        on_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.client = client
         self.store = store
-        self.renderer = renderer
-        self.destination = destination
+        self.pipeline = pipeline
+        self.expires_at = expires_at
+        self.on_commit = on_commit
         self.health = SourceHealth()
         self._cycle_lock = asyncio.Lock()
         self._running: set[asyncio.Task[object]] = set()
-        self._deliver_lock = asyncio.Lock()
         self._session: str | None = None
         self._market = MarketSnapshot()
         symbol_sources, board_sources, skipped = sources_for(settings)
         self._symbol_sources = symbol_sources
         self._board_sources = board_sources
+        top_n = settings.rule_config("top_n")
+        self._args = FetchArgs(
+            expiry=settings.watchlist.expiry,
+            options_n=top_n.options_n,
+            window_minutes=top_n.window_minutes,
+            zero_dte_n=top_n.zero_dte_n,
+        )
         for source in skipped:
             self.health.once(
                 logging.WARNING,
@@ -101,49 +117,23 @@ class Engine:
     # -- ticks --------------------------------------------------------------------------------
 
     async def poll_symbols(self, now: datetime) -> CycleReport:
-        """Poll summary and anomaly for every watchlist symbol, detect, queue, deliver."""
-        expiry = self.settings.watchlist.expiry
-        jobs: list[tuple[str, str, Callable[[], Awaitable[BaseModel]]]] = []
-        for symbol in self.settings.watchlist.symbols:
-            if "summary" in self._symbol_sources:
-                jobs.append(
-                    ("summary", symbol, lambda s=symbol: self.client.flow_summary(s, expiry))
-                )
-            if "anomaly" in self._symbol_sources:
-                jobs.append(
-                    ("anomaly", symbol, lambda s=symbol: self.client.flow_anomaly(s, expiry))
-                )
+        """Poll summary and anomaly for every watchlist symbol, run the pipeline, queue."""
+        jobs = [
+            Job(source, symbol)
+            for symbol in self.settings.watchlist.symbols
+            for source in self._symbol_sources
+        ]
         return await self._cycle(now, jobs)
 
     async def poll_leaderboards(self, now: datetime) -> CycleReport:
         """Poll the options and 0DTE leaderboards the top_n rule watches."""
-        top_n = self.settings.rule_config("top_n")
-        jobs: list[tuple[str, str, Callable[[], Awaitable[BaseModel]]]] = []
-        for source in self._board_sources:
-            if source == "options_leaderboard":
-                jobs.append(
-                    (
-                        source,
-                        "-",
-                        lambda: self.client.options_leaderboard(
-                            top_n.options_n, top_n.window_minutes
-                        ),
-                    )
-                )
-            else:
-                metric = source.split(":", 1)[1]
-                jobs.append(
-                    (
-                        "zero_dte_leaderboard",
-                        metric,
-                        lambda m=metric: self.client.zero_dte_leaderboard(m, top_n.zero_dte_n),
-                    )
-                )
+        jobs = [
+            Job(*source.split(":", 1)) if ":" in source else Job(source, "-")
+            for source in self._board_sources
+        ]
         return await self._cycle(now, jobs)
 
-    async def _cycle(
-        self, now: datetime, jobs: list[tuple[str, str, Callable[[], Awaitable[BaseModel]]]]
-    ) -> CycleReport:
+    async def _cycle(self, now: datetime, jobs: list[Job]) -> CycleReport:
         async with self.in_flight():
             return await self._run_cycle(now, jobs)
 
@@ -159,74 +149,77 @@ class Engine:
             if task is not None:
                 self._running.discard(task)
 
-    async def _run_cycle(
-        self, now: datetime, jobs: list[tuple[str, str, Callable[[], Awaitable[BaseModel]]]]
-    ) -> CycleReport:
+    async def _fetch(
+        self, now: datetime, jobs: list[Job]
+    ) -> tuple[CycleReport, list[SnapshotRow], list[tuple[str, BaseModel]]]:
         report = CycleReport()
         runnable = [
-            (source, key, call)
-            for source, key, call in jobs
-            if self.health.may_request(source, now, key if source in PER_SYMBOL else None)
+            job
+            for job in jobs
+            if self.health.may_request(
+                job.source, now, job.key if SOURCES[job.source].per_symbol else None
+            )
         ]
-        results = await asyncio.gather(*(call() for _, _, call in runnable), return_exceptions=True)
+        results = await asyncio.gather(
+            *(SOURCES[j.source].fetch(self.client, j.key, self._args) for j in runnable),
+            return_exceptions=True,
+        )
         fetched: list[tuple[str, BaseModel]] = []
         rows: list[SnapshotRow] = []
         session = session_of(now)
-        for (source, key, _), result in zip(runnable, results, strict=True):
+        for job, result in zip(runnable, results, strict=True):
             if isinstance(result, BaseException):
                 if isinstance(result, asyncio.CancelledError):
                     raise result
                 report.failed += 1
-                self.health.failed(source, key, result, now)
+                self.health.failed(job.source, job.key, result, now)
                 continue
             report.fetched += 1
-            self.health.ok(source, key)
-            self._note(source, key, result, now)
-            fetched.append((key, result))
+            self.health.ok(job.source, job.key)
+            self._note(job.source, job.key, result, now)
+            fetched.append((job.key, result))
             rows.append(
                 SnapshotRow(
-                    source=source,
-                    key=key,
+                    source=job.source,
+                    key=job.key,
                     session=session,
                     observed_at=now,
                     payload=result.model_dump(mode="json", by_alias=True),
                 )
             )
+        return report, rows, fetched
 
+    async def _run_cycle(self, now: datetime, jobs: list[Job]) -> CycleReport:
+        report, rows, fetched = await self._fetch(now, jobs)
+        session = session_of(now)
         async with self._cycle_lock:
             previous = self._previous(session)
             current = previous.merged(snapshot_from_models(fetched))
-            ctx = DetectContext(now=now, watchlist=self.settings.watchlist.symbols)
-            for name, spec in RULES.items():
-                cfg = self.settings.rule_config(name)
-                if cfg.enabled:
-                    report.events += spec.detect(previous, current, cfg, ctx)
-            decisions = decide(
-                report.events,
-                now=now,
-                cooldown_minutes={
-                    name: self.settings.rule_config(name).cooldown_minutes for name in RULES
-                },
-                last_alerted=self.store.last_alerted,
-                parent_alerted=lambda key: self.store.has_alert(key, session),
+            result = run(
+                previous,
+                current,
+                DetectContext(now=now, watchlist=self.settings.watchlist.symbols),
+                session=session,
+                config=self.pipeline,
+                lookups=Lookups(
+                    last_alerted=self.store.last_alerted,
+                    parent_alerted=lambda key: self.store.has_alert(key, session),
+                ),
+                expires_at=self.expires_at(session, now),
             )
-            queued = []
-            for decision in decisions:
-                if decision.send:
-                    message = self._render(decision.event, decision.reason)
-                    queued.append((decision.event, decision.reason, message, self.destination.name))
-                    report.alerts.append((decision.event, decision.reason))
-                else:
-                    report.held.append((decision.event, decision.reason))
-                    log.info(
-                        "held %s %s (%s)",
-                        decision.event.kind,
-                        decision.event.symbol,
-                        decision.reason,
-                    )
-            self.store.commit_cycle(session=session, now=now, snapshots=rows, alerts=queued)
+            self.store.commit_cycle(
+                session=session,
+                now=now,
+                snapshots=rows,
+                alerts=result.alerts,
+                messages=result.messages,
+            )
             self._market = current
-        report.delivered = await self.deliver(now)
+        report.events = result.events
+        report.alerts = [d for d in result.decisions if d.send]
+        report.held = [d for d in result.decisions if not d.send]
+        if result.messages:
+            self.on_commit()
         return report
 
     def _previous(self, session: str) -> MarketSnapshot:
@@ -258,63 +251,11 @@ class Engine:
                 int((now - flow_feed).total_seconds()),
             )
 
-    def _render(self, event: Event, reason: str) -> SlackMessage:
-        try:
-            return self.renderer.slack(event, reason)
-        except Exception:
-            # A broken (user-overridden) template must not lose the alert: send plain text.
-            log.exception("template %s failed; sending the plain fallback", event.kind)
-            text = slack_escape(f"{event.kind.replace('_', ' ')}: {event.symbol} ({event.state})")
-            return SlackMessage(kind=event.kind, text=text)
-
     async def settle(self) -> None:
         """Wait until every tick in flight has finished (for a clean shutdown)."""
         running = [t for t in self._running if t is not asyncio.current_task()]
         if running:
             await asyncio.gather(*running, return_exceptions=True)
-        async with self._deliver_lock:
-            return
-
-    # -- delivery -------------------------------------------------------------------------------
-
-    async def deliver(self, now: datetime) -> int:
-        """Send every due outbox row; mark each sent only after the destination confirmed.
-
-        Recoverable failures are retried with backoff (30 s doubling to 10 min); others are
-        retried every 10 min and logged, so nothing queued is ever dropped.
-        """
-        sent = 0
-        async with self._deliver_lock:
-            for item in self.store.pending(now, self.destination.name):
-                thread_ts = None
-                if item.thread_parent:
-                    parent_sent, thread_ts = self.store.thread_ts(item.thread_parent, item.session)
-                    if not parent_sent:
-                        continue  # the parent goes first; this waits for its ts
-                try:
-                    delivered: Delivered = await self.destination.post(
-                        item.message, thread_ts=thread_ts
-                    )
-                except DeliveryError as exc:
-                    backoff = min(30 * 2**item.attempts, 600) if exc.recoverable else 600
-                    self.store.mark_failed(
-                        item.id, error=str(exc), retry_at=now + timedelta(seconds=backoff)
-                    )
-                    log.warning(
-                        "delivery of %s failed (%s); retry in %d s", item.dedupe_key, exc, backoff
-                    )
-                    if not exc.recoverable:
-                        break  # the same cause (bad token, missing channel) fails the rest too
-                    continue
-                self.store.mark_sent(
-                    item.id,
-                    now=now,
-                    channel=delivered.channel,
-                    ts=delivered.ts,
-                    permalink=delivered.permalink,
-                )
-                sent += 1
-        return sent
 
 
 def utcnow() -> datetime:

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["AlertRecord", "Event", "Severity", "SlackMessage"]
+__all__ = ["AlertRecord", "Category", "Dialect", "Event", "Message", "Severity"]
 
 
 class Severity(StrEnum):
@@ -69,19 +69,92 @@ class Event:
     severity: Severity = Severity.INFO
 
     @property
+    def category(self) -> Category:
+        """``follow_up`` for a thread reply, else ``alert``: what routes match as ``kind``."""
+        return Category.FOLLOW_UP if self.follow_up else Category.ALERT
+
+    @property
+    def source(self) -> str | None:
+        """The board for leaderboard events (``options:buyers``, ``zero_dte:heat``), else
+        ``None``: what routes match as ``source``."""
+        return self.board
+
+    @property
     def alert_key(self) -> str:
         """Cooldown and threading key: ``rule:board:symbol`` (board ``-`` when none)."""
         return f"{self.rule}:{self.board or '-'}:{self.symbol}"
 
 
+class Category(StrEnum):
+    """What a message is, as routes match it (``[[routes]] match.kind``): a top-level
+    ``alert``, a thread ``follow_up``, a ``notice`` about the bot itself, the session
+    ``recap`` (and its chart) or the email ``digest``."""
+
+    ALERT = "alert"
+    FOLLOW_UP = "follow_up"
+    NOTICE = "notice"
+    RECAP = "recap"
+    DIGEST = "digest"
+
+
+class Dialect(StrEnum):
+    """The markup a destination reads, which decides how API text is escaped:
+    ``slack`` mrkdwn, ``markdown`` (Discord, Teams) or ``plain`` text (webhook, email,
+    console)."""
+
+    SLACK = "slack"
+    MARKDOWN = "markdown"
+    PLAIN = "plain"
+
+
 @dataclass(frozen=True, slots=True)
-class SlackMessage:
-    """A rendered Slack post: Block Kit ``blocks`` (JSON-ready dicts) plus the plain ``text``
-    fallback Slack shows in notifications. ``kind`` is the template it came from."""
+class Message:
+    """A rendered message in one :class:`Dialect`.
+
+    - ``kind``: the template it came from (``regime_flip``, ``recap``, ``group``…).
+    - ``text``: the one-paragraph fallback (Slack notifications, webhook ``text``).
+    - ``blocks``: Block-Kit-shaped parts (``header`` / ``section`` with ``text`` and
+      ``fields`` / ``context`` / ``divider``), JSON-ready; their texts are in ``dialect``.
+      Slack posts them as they are; other destinations map them (embed, card, JSON fields).
+    - ``severity``: colours the Slack bar, the Discord embed and the Teams card; ``None`` for
+      messages without one (the recap).
+    """
 
     kind: str
     text: str
     blocks: list[dict[str, Any]] = field(default_factory=list)
+    severity: Severity | None = None
+    dialect: Dialect = Dialect.SLACK
+
+    @property
+    def title(self) -> str:
+        """The header block's text, else the first line of ``text``."""
+        for block in self.blocks:
+            if block.get("type") == "header":
+                return str(block["text"]["text"])
+        return self.text.split("\n", 1)[0]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict that :meth:`from_json` reads back (the outbox payload)."""
+        return {
+            "kind": self.kind,
+            "text": self.text,
+            "blocks": self.blocks,
+            "severity": self.severity.value if self.severity else None,
+            "dialect": self.dialect.value,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Message:
+        """The message :meth:`to_json` wrote (older rows without severity/dialect: Slack)."""
+        severity = data.get("severity")
+        return cls(
+            kind=str(data["kind"]),
+            text=str(data["text"]),
+            blocks=list(data.get("blocks") or []),
+            severity=Severity(severity) if severity else None,
+            dialect=Dialect(data.get("dialect") or Dialect.SLACK),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +164,8 @@ class AlertRecord:
     ``occurred_at`` and ``sent_at`` are UTC (``sent_at`` ``None`` while undelivered);
     ``channel`` / ``ts`` are Slack's answer to the post (``None`` for console or webhook
     delivery, where Slack returns no timestamp); ``permalink`` when Slack gave one.
-    ``summary`` is the plain-text fallback of the message, for digest lists.
+    ``summary`` is the plain-text fallback of the message, for digest lists. ``outcome``:
+    ``sent``, ``pending``, ``expired``, ``dead`` (the recap counts expired alerts).
     """
 
     id: int
@@ -107,3 +181,4 @@ class AlertRecord:
     ts: str | None
     permalink: str | None
     summary: str
+    outcome: str = "sent"

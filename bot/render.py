@@ -37,8 +37,8 @@ from jinja2 import (
 )
 
 import bot
-from bot.escape import slack_link, to_mrkdwn
-from bot.events import Event, SlackMessage
+from bot.escape import finish, markdown_link, plain_link, slack_link, to_markdown, to_mrkdwn
+from bot.events import Dialect, Event, Message
 
 __all__ = [
     "MAX_BLOCKS",
@@ -213,7 +213,7 @@ def _limit_block(block: dict[str, Any]) -> dict[str, Any]:
     return block
 
 
-def enforce_limits(message: SlackMessage) -> SlackMessage:
+def enforce_limits(message: Message) -> Message:
     """Fit ``message`` into Slack's limits by truncating (never rejecting): at most 50 blocks
     (the 50th says how many were left out), section text ≤ 3,000 chars, fields ≤ 10 of
     ≤ 2,000, header ≤ 150, context ≤ 10 elements, fallback text ≤ 4,000."""
@@ -343,6 +343,15 @@ class Renderer:
         loader = ChoiceLoader([FileSystemLoader(path) for path in search])
         self._slack = self._environment(loader, autoescape=True, finalize=to_mrkdwn)
         self._slack.filters["link"] = slack_link
+        markdown = self._environment(loader, autoescape=True, finalize=to_markdown)
+        markdown.filters["link"] = markdown_link
+        plain = self._environment(loader, autoescape=True, finalize=to_markdown)
+        plain.filters["link"] = plain_link
+        self._dialects = {
+            Dialect.SLACK: self._slack,
+            Dialect.MARKDOWN: markdown,
+            Dialect.PLAIN: plain,
+        }
         self._email_text = self._environment(loader, autoescape=False, finalize=_blank_none)
         self._email_html = self._environment(loader, autoescape=True, finalize=_blank_none)
 
@@ -370,19 +379,32 @@ class Renderer:
         )
         return env
 
-    def slack(self, event: Event, reason: str | None = None) -> SlackMessage:
+    def slack(
+        self,
+        event: Event,
+        reason: str | None = None,
+        dialect: Dialect = Dialect.SLACK,
+        *,
+        finished: bool = True,
+    ) -> Message:
         """Render ``slack/<event.kind>.j2`` with the event's context plus ``event`` and
-        ``reason`` (the policy's named reason, e.g. ``"cooldown_elapsed"``).
+        ``reason`` (the policy's named reason, e.g. ``"cooldown_elapsed"``), in ``dialect``;
+        the message carries the event's severity. ``finished=False`` leaves a non-Slack
+        dialect's text before its last step (:func:`bot.escape.finish`), for embedding in
+        another template (a group message) that finishes it once.
 
         Raises :class:`jinja2.TemplateNotFound` for a kind without a template and
         :class:`jinja2.UndefinedError` when the context lacks a name the template uses."""
         context = {**dict(event.context), "event": event, "reason": reason}
-        return self._render_slack(event.kind, context)
+        message = self._render_slack(event.kind, context, dialect, finished=finished)
+        return replace(message, severity=event.severity)
 
-    def slack_template(self, name: str, **context: Any) -> SlackMessage:
-        """Render ``slack/<name>.j2`` (e.g. the session ``recap``) with ``context``; the
-        message's ``kind`` is ``name``."""
-        return self._render_slack(name, context)
+    def slack_template(
+        self, name: str, dialect: Dialect = Dialect.SLACK, **context: Any
+    ) -> Message:
+        """Render ``slack/<name>.j2`` (e.g. the session ``recap``) with ``context`` in
+        ``dialect``; the message's ``kind`` is ``name``."""
+        return self._render_slack(name, context, dialect)
 
     def email(self, name: str, **context: Any) -> tuple[str, str]:
         """Render ``email/<name>.txt.j2`` (no escaping) and ``email/<name>.html.j2`` (HTML
@@ -391,10 +413,34 @@ class Renderer:
         html = self._email_html.get_template(f"email/{name}.html.j2").render(context)
         return text, html
 
-    def _render_slack(self, name: str, context: Mapping[str, Any]) -> SlackMessage:
-        rendered = self._slack.get_template(f"slack/{name}.j2").render(context)
+    def _render_slack(
+        self,
+        name: str,
+        context: Mapping[str, Any],
+        dialect: Dialect = Dialect.SLACK,
+        *,
+        finished: bool = True,
+    ) -> Message:
+        env = self._dialects[dialect]
+        rendered = env.get_template(f"slack/{name}.j2").render(context)
         text, blocks = assemble(rendered)
-        return enforce_limits(SlackMessage(kind=name, text=text, blocks=blocks))
+        if dialect is not Dialect.SLACK and finished:
+            text, blocks = finish(text, dialect), [_finish_block(b, dialect) for b in blocks]
+        return enforce_limits(Message(kind=name, text=text, blocks=blocks, dialect=dialect))
+
+
+def _finish_block(block: dict[str, Any], dialect: str) -> dict[str, Any]:
+    """Apply :func:`bot.escape.finish` to every text of one assembled block."""
+    out = dict(block)
+    if "text" in block:
+        # A header is plain text everywhere (embed and card titles show no markup).
+        kind = "plain" if block["type"] == "header" else dialect
+        out["text"] = dict(block["text"], text=finish(block["text"]["text"], kind))
+    if "fields" in block:
+        out["fields"] = [dict(f, text=finish(f["text"], dialect)) for f in block["fields"]]
+    if "elements" in block:
+        out["elements"] = [dict(e, text=finish(e["text"], dialect)) for e in block["elements"]]
+    return out
 
 
 def _blank_none(value: Any) -> Any:

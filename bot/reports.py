@@ -1,8 +1,10 @@
 """End-of-session reports: the Slack recap (with its chart in the thread) and the email digest.
 
 Both are built from the store (the session's alert log and last snapshots) plus a fresh
-cumulative-flow poll for the chart, and both are sent at most once per session: the recap
-through the outbox under the key ``recap:<session>``, the digest through the ``job_run`` table.
+cumulative-flow poll for the chart, routed like alerts (``kind = "recap"`` / ``"digest"``) and
+queued in the outbox, which delivers and retries them; each is queued at most once per session
+(outbox keys ``recap:<session>:<destination>``, ``digest-<session>-<destination>``, and the
+``job_run`` table).
 """
 
 from __future__ import annotations
@@ -20,19 +22,22 @@ from bot.api.models import (
 from bot.app import Bot
 from bot.calendar import Session, TradingCalendar
 from bot.chart import render_cumulative_chart
-from bot.deliver.base import DeliveryError
-from bot.deliver.email import (
-    CHART_SRC,
-    EmailError,
-    EmailSender,
-    build_digest_message,
-    write_digest_files,
-)
+from bot.deliver.base import FileUpload
+from bot.deliver.email import CHART_SRC, build_digest_message, write_digest_files
+from bot.events import Category
+from bot.outbox import email_payload, file_payload, message_payload
 from bot.recap import Recap, build_recap
 from bot.settings import plan_allows
 from bot.snapshot import snapshot_from_rows
+from bot.store import NewMessage
 
-__all__ = ["DigestResult", "build_session_recap", "due_reports", "send_digest", "send_recap"]
+__all__ = [
+    "DigestResult",
+    "build_session_recap",
+    "due_reports",
+    "send_digest",
+    "send_recap",
+]
 
 log = logging.getLogger("flowbot.reports")
 
@@ -83,59 +88,59 @@ async def _chart(bot: Bot, session: Session) -> bytes | None:
 
 
 async def send_recap(bot: Bot, session: Session, now: datetime, *, key_suffix: str = "") -> bool:
-    """Queue and deliver the recap of ``session``, then upload its chart into the thread.
+    """Queue the recap of ``session`` for every destination its route names, each with its
+    chart (uploaded into the recap's thread where the destination carries files), and wake
+    the outbox worker.
 
     Returns ``False`` when this session's recap was queued before (it is never sent twice);
-    ``key_suffix`` makes an on-demand repeat (``flowbot recap``) a new message.
-    A failed post stays in the outbox and is retried by the delivery job.
-    """
+    ``key_suffix`` makes an on-demand repeat (``flowbot recap``) a new message. A failed send
+    stays in the outbox and is retried like any alert."""
     day = session.date.isoformat()
-    key = f"recap:{day}" + (f":{key_suffix}" if key_suffix else "")
     recap, chart = await build_session_recap(bot, session)
-    message = bot.renderer.slack_template("recap", recap=recap)
-    if not bot.store.enqueue(
-        dedupe_key=key, destination=bot.destination.name, message=message, session=day, now=now
-    ):
-        return False
-    await bot.engine.deliver(now)
-    if chart is not None:
-        await upload_chart(bot, key, day, chart, now)
-    return True
-
-
-async def upload_chart(bot: Bot, key: str, day: str, chart: bytes, now: datetime) -> None:
-    """Upload the chart into the thread of the recap queued as ``key`` (once per recap)."""
-    ts = bot.store.outbox_ts(key)
-    if bot.store.job_done(f"chart:{key}", day):
-        return
-    try:
-        await bot.destination.upload_file(
-            filename=f"flow-{day}.png",
-            content=chart,
-            title=f"Cumulative net option flow, {day}",
-            thread_ts=ts,
+    queued = False
+    for name in bot.destinations.targets(bot.settings, Category.RECAP):
+        destination = bot.destinations.by_name[name]
+        key = f"recap:{day}:{name}" + (f":{key_suffix}" if key_suffix else "")
+        message = bot.renderer.slack_template(
+            "recap", destination.capabilities.dialect, recap=recap
         )
-    except DeliveryError as exc:
-        log.warning("recap chart upload failed: %s", exc)
-        return
-    bot.store.mark_job_done(f"chart:{key}", day, now)
+        row = NewMessage(key, name, Category.RECAP.value, message_payload(message), day)
+        if not bot.store.enqueue(row, now):
+            continue
+        queued = True
+        if chart is not None and destination.capabilities.files:
+            upload = FileUpload(f"flow-{day}.png", f"Cumulative net option flow, {day}", chart)
+            bot.store.enqueue(
+                NewMessage(
+                    f"chart:{key}",
+                    name,
+                    Category.RECAP.value,
+                    file_payload(upload),
+                    day,
+                    thread_parent=f"row:{key}",
+                ),
+                now,
+            )
+    bot.worker.wake()
+    return queued
 
 
 @dataclass(frozen=True, slots=True)
 class DigestResult:
-    """How the digest went out: ``sent`` by SMTP, or written to ``files`` (eml, html)."""
+    """How the digest went out: ``queued`` for the email destinations named, or written to
+    ``files`` (eml, html) with ``--dry-run``."""
 
-    sent: bool
+    queued: tuple[str, ...]
     files: tuple[Path, ...]
 
 
 async def send_digest(
-    bot: Bot, session: Session, now: datetime, *, dry_run: bool = False
+    bot: Bot, session: Session, now: datetime, *, dry_run: bool = False, key_suffix: str = ""
 ) -> DigestResult:
-    """Build the digest of ``session`` and send it by SMTP, or, with no ``[email] host`` (or
-    ``dry_run``), write it as ``.eml`` + ``.html`` into ``[email] outbox_dir``.
-
-    Raises :class:`EmailError` when SMTP fails after its retries (the caller logs it)."""
+    """Build the digest of ``session`` and queue it for the email destinations its route
+    names (by SMTP, or as ``.eml`` + ``.html`` files in ``[email] outbox_dir`` without a
+    host); with ``dry_run`` write the files now and queue nothing. A digest queued before
+    for the same session and destination is not queued again."""
     settings = bot.settings
     recap, chart = await build_session_recap(bot, session)
     text, html = bot.renderer.email("digest", recap=recap, chart_src=CHART_SRC if chart else None)
@@ -150,21 +155,19 @@ async def send_digest(
         subject=f"Flowbot digest {session.date.isoformat()}: {recap.alert_count} alert(s)",
         date=now,
     )
-    if dry_run or not settings.email.host:
-        files = write_digest_files(
-            msg, html, settings.email.outbox_dir, f"digest-{session.date.isoformat()}"
+    day = session.date.isoformat()
+    if dry_run:
+        return DigestResult(
+            (), write_digest_files(msg, html, settings.email.outbox_dir, f"digest-{day}")
         )
-        return DigestResult(False, files)
-    password = bot.secrets.smtp_password.get_secret_value() if bot.secrets.smtp_password else None
-    sender = EmailSender(
-        settings.email.host,
-        settings.email.port,
-        settings.email.security,
-        settings.email.username,
-        password,
-    )
-    await sender.send(msg)
-    return DigestResult(True, ())
+    queued = []
+    for name in bot.destinations.targets(settings, Category.DIGEST):
+        key = f"digest-{day}" + (f"-{key_suffix}" if key_suffix else "") + f"-{name}"
+        row = NewMessage(key, name, Category.DIGEST.value, email_payload(bytes(msg)), day)
+        if bot.store.enqueue(row, now):
+            queued.append(name)
+    bot.worker.wake()
+    return DigestResult(tuple(queued), ())
 
 
 async def due_reports(bot: Bot, calendar: TradingCalendar, now: datetime) -> None:
@@ -190,17 +193,7 @@ async def due_reports(bot: Bot, calendar: TradingCalendar, now: datetime) -> Non
             return
         if now < calendar.digest_time(session, settings.digest.at):
             return
-        try:
-            result = await send_digest(bot, session, now)
-        except EmailError as exc:
-            if exc.permanent:
-                # A refused login or recipient will not fix itself, and retrying a bad
-                # password every minute can lock the mail account: give up for this session.
-                log.error("digest for %s not sent, not retried: %s", session.date, exc)
-                bot.store.mark_job_done("digest", session.date.isoformat(), now, detail=str(exc))
-            else:
-                log.error("digest for %s not sent: %s (retrying next minute)", session.date, exc)
-            return
+        result = await send_digest(bot, session, now)
         bot.store.mark_job_done("digest", session.date.isoformat(), now)
-        if result.files:
-            log.info("digest written: %s", ", ".join(str(p) for p in result.files))
+        if result.queued:
+            log.info("digest for %s queued for %s", session.date, ", ".join(result.queued))

@@ -1,4 +1,5 @@
-"""APScheduler wiring: the poll, leaderboard and delivery jobs, and the session-close jobs.
+"""APScheduler wiring: the poll and leaderboard jobs and the session-close job; the outbox
+worker runs beside them on the same event loop and delivers on its own.
 
 Every trigger gets the configured timezone explicitly. Each job reads the wall clock once
 (its tick's ``now``) and passes it down. With ``market_hours_only`` a poll runs only while the
@@ -25,6 +26,7 @@ from bot.reports import due_reports
 __all__ = ["build_scheduler", "run_forever"]
 
 log = logging.getLogger("flowbot.schedule")
+SHUTDOWN_FLUSH_SECONDS = 10
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
 
 
@@ -35,13 +37,15 @@ def build_scheduler(
     *,
     clock: Callable[[], datetime] = utcnow,
 ) -> AsyncIOScheduler:
-    """An ``AsyncIOScheduler`` (not started) with four jobs:
+    """An ``AsyncIOScheduler`` (not started) with three jobs:
 
     - ``poll``: summary + anomaly for the watchlist every ``budget.poll_seconds``;
     - ``leaderboards``: the boards top_n watches every ``budget.leaderboard_seconds``;
-    - ``deliver``: retries the outbox every 10 s;
-    - ``session_close``: once a minute, sends a recap / digest that is due and not yet sent
+    - ``session_close``: once a minute, queues a recap / digest that is due and not yet sent
       (so a bot started after the close still sends that day's recap once).
+
+    Delivery is not a job: :class:`bot.outbox.OutboxWorker` drains each destination itself,
+    so a slow destination never makes a poll wait or skip.
     """
     settings = bot.settings
     tz = settings.timezone
@@ -63,9 +67,6 @@ def build_scheduler(
             report = await bot.engine.poll_leaderboards(now)
             _log_report("leaderboards", report)
 
-    async def deliver() -> None:
-        await bot.engine.deliver(clock())
-
     async def session_close() -> None:
         async with bot.engine.in_flight():  # a stop waits for a recap being sent
             await due_reports(bot, calendar, clock())
@@ -83,7 +84,6 @@ def build_scheduler(
             id="leaderboards",
             next_run_time=clock(),
         )
-    scheduler.add_job(deliver, IntervalTrigger(seconds=10, timezone=tz), id="deliver")
     scheduler.add_job(
         session_close,
         IntervalTrigger(minutes=1, timezone=tz),
@@ -108,6 +108,7 @@ async def run_forever(bot: Bot, budget: Budget, calendar: TradingCalendar) -> No
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     scheduler = build_scheduler(bot, budget, calendar)
+    bot.worker.start()
     scheduler.start()
     log.info(
         "running: %d symbol(s), poll every %g s, leaderboards every %g s",
@@ -126,5 +127,13 @@ async def run_forever(bot: Bot, budget: Budget, calendar: TradingCalendar) -> No
         # Running jobs hold the engine's locks: taking them waits for those jobs to finish.
         await bot.engine.settle()
         scheduler.shutdown(wait=False)
-        await bot.engine.deliver(utcnow())
+        # One last pass for what is due (a destination still waiting out a failure keeps
+        # its rows for the next start), bounded so a hung destination cannot hold the stop.
+        await bot.worker.stop()
+        try:
+            await asyncio.wait_for(bot.worker.flush(), SHUTDOWN_FLUSH_SECONDS)
+        except TimeoutError:
+            log.warning(
+                "stopping: delivery still busy after %d s; rows stay queued", SHUTDOWN_FLUSH_SECONDS
+            )
         await bot.aclose()

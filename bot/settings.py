@@ -30,6 +30,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bot.deliver import DESTINATIONS
+from bot.deliver.base import DestinationConfig
+from bot.routes import RootRoute, RouteConfig
 from bot.rules import RULES, RuleConfig
 
 __all__ = ["PLAN_QUOTAS", "ConfigError", "Secrets", "Settings", "load_settings"]
@@ -158,6 +161,18 @@ class EmailSettings(_Section):
     outbox_dir: Path = Path("outbox")
 
 
+class OutboxSettings(_Section):
+    """``[outbox]``: how long a queued alert may wait. Older than ``alert_max_age_minutes``
+    it is still delivered, marked "delayed: detected 10:32 ET"; after
+    ``expire_after_minutes`` (default: the session's close) it is not delivered and is
+    recorded as expired. ``max_backoff_seconds`` caps the wait between two tries of a
+    destination that keeps failing (a Retry-After it sends is honoured in full)."""
+
+    alert_max_age_minutes: float = Field(15.0, gt=0)
+    expire_after_minutes: float | None = Field(None, gt=0)
+    max_backoff_seconds: float = Field(60.0, gt=0)
+
+
 class Secrets(BaseSettings):
     """Secrets, read only from the environment or ``secrets_dir`` files, never from TOML.
 
@@ -211,6 +226,10 @@ class Settings(BaseSettings):
     recap: RecapSettings = RecapSettings()
     digest: DigestSettings = DigestSettings()
     email: EmailSettings = EmailSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    destinations: list[Any] = Field(default_factory=list)
+    route: RootRoute = RootRoute()
+    routes: list[RouteConfig] = Field(default_factory=list)
     rules: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
@@ -248,6 +267,7 @@ class Settings(BaseSettings):
                 raise _KeyedError(key, _describe(first)) from None
         # Frozen model: write through object.__setattr__ once, during validation.
         object.__setattr__(self, "rules", parsed)
+        object.__setattr__(self, "destinations", _parse_destinations(self.destinations))
         return self
 
     @property
@@ -258,6 +278,32 @@ class Settings(BaseSettings):
     def rule_config(self, name: str) -> Any:
         """The validated config of rule ``name`` (a ``RuleConfig`` subclass)."""
         return self.rules[name]
+
+
+def _parse_destinations(raw: list[Any]) -> list[DestinationConfig]:
+    """Validate each ``[[destinations]]`` table by its ``kind``; names must be unique."""
+    parsed: list[DestinationConfig] = []
+    for i, entry in enumerate(raw):
+        if isinstance(entry, DestinationConfig):
+            parsed.append(entry)
+            continue
+        kind = entry.get("kind") if isinstance(entry, dict) else None
+        if kind not in DESTINATIONS:
+            raise _KeyedError(
+                f"destinations[{i}].kind",
+                f"unknown destination kind {kind!r}; known kinds: {', '.join(DESTINATIONS)}",
+            )
+        try:
+            parsed.append(DESTINATIONS[kind].config_model.model_validate(entry))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(str(p) for p in (f"destinations[{i}]", *first["loc"]))
+            raise _KeyedError(key, _describe(first)) from None
+    names = [d.name for d in parsed]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise _KeyedError(f"destinations[{i}].name", f"duplicate destination name {name!r}")
+    return parsed
 
 
 class _KeyedError(ValueError):

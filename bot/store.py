@@ -12,14 +12,27 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.events import AlertRecord, Event, SlackMessage
+from bot.events import AlertRecord, Event
 
-__all__ = ["OutboxItem", "SnapshotRow", "Store"]
+__all__ = [
+    "DEAD",
+    "EXPIRED",
+    "OUTBOX_STATES",
+    "PENDING",
+    "SENT",
+    "NewAlert",
+    "NewMessage",
+    "OutboxItem",
+    "SnapshotRow",
+    "Store",
+]
+
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshot (
@@ -36,23 +49,61 @@ CREATE TABLE IF NOT EXISTS alert (
     id INTEGER PRIMARY KEY, alert_key TEXT NOT NULL, rule TEXT NOT NULL, kind TEXT NOT NULL,
     symbol TEXT NOT NULL, board TEXT, state TEXT NOT NULL, session TEXT NOT NULL,
     occurred_at TEXT NOT NULL, created_at TEXT NOT NULL, reason TEXT NOT NULL,
-    summary TEXT NOT NULL, thread_parent TEXT, follow_up INTEGER NOT NULL DEFAULT 0
+    summary TEXT NOT NULL, thread_parent TEXT, follow_up INTEGER NOT NULL DEFAULT 0,
+    severity TEXT, sent_at TEXT
 );
 CREATE INDEX IF NOT EXISTS alert_key_state ON alert (alert_key, state, created_at);
 CREATE INDEX IF NOT EXISTS alert_session ON alert (session);
 CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY, dedupe_key TEXT NOT NULL UNIQUE, alert_id INTEGER REFERENCES alert(id),
-    destination TEXT NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
-    thread_parent TEXT, session TEXT NOT NULL, created_at TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at TEXT NOT NULL, last_error TEXT,
-    sent_at TEXT, channel TEXT, ts TEXT, permalink TEXT
+    id INTEGER PRIMARY KEY, dedupe_key TEXT NOT NULL UNIQUE, destination TEXT NOT NULL,
+    category TEXT NOT NULL, payload TEXT NOT NULL, meta TEXT NOT NULL DEFAULT '{}',
+    thread_parent TEXT, session TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT,
+    state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT, sent_at TEXT, channel TEXT, ts TEXT, permalink TEXT
 );
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (sent_at, next_attempt_at);
+CREATE INDEX IF NOT EXISTS outbox_queue ON outbox (destination, state, id);
+CREATE TABLE IF NOT EXISTS outbox_alert (
+    outbox_id INTEGER NOT NULL REFERENCES outbox(id) ON DELETE CASCADE,
+    alert_id INTEGER NOT NULL REFERENCES alert(id) ON DELETE CASCADE,
+    PRIMARY KEY (outbox_id, alert_id)
+);
+CREATE INDEX IF NOT EXISTS outbox_alert_alert ON outbox_alert (alert_id);
 CREATE TABLE IF NOT EXISTS job_run (
     job TEXT NOT NULL, session TEXT NOT NULL, done_at TEXT NOT NULL, detail TEXT,
     PRIMARY KEY (job, session)
 );
 """
+
+MIGRATE_1_TO_2 = (
+    """
+ALTER TABLE outbox RENAME TO outbox_v1;
+DROP INDEX IF EXISTS outbox_pending;
+ALTER TABLE alert ADD COLUMN severity TEXT;
+ALTER TABLE alert ADD COLUMN sent_at TEXT;
+"""
+    + SCHEMA
+    + """
+INSERT INTO outbox (id, dedupe_key, destination, category, payload, thread_parent, session,
+    created_at, state, attempts, last_error, sent_at, channel, ts, permalink)
+SELECT id, dedupe_key, destination,
+    CASE WHEN alert_id IS NULL THEN 'recap' ELSE 'alert' END,
+    json_object('type', 'message', 'message', json(payload)), thread_parent, session,
+    created_at, CASE WHEN sent_at IS NULL THEN 'pending' ELSE 'sent' END, attempts, last_error,
+    sent_at, channel, ts, permalink
+FROM outbox_v1;
+INSERT INTO outbox_alert (outbox_id, alert_id)
+    SELECT id, alert_id FROM outbox_v1 WHERE alert_id IS NOT NULL;
+UPDATE alert SET sent_at = (SELECT o.sent_at FROM outbox_v1 o WHERE o.alert_id = alert.id);
+DROP TABLE outbox_v1;
+"""
+)
+"""Version 1 (before routing): one outbox row per alert, ``alert_id`` on the row."""
+
+PENDING, SENT, DEAD, EXPIRED = "pending", "sent", "dead", "expired"
+OUTBOX_STATES = (PENDING, SENT, DEAD, EXPIRED)
+_LIVE = f"""EXISTS (SELECT 1 FROM outbox_alert oa JOIN outbox o ON o.id = oa.outbox_id
+            WHERE oa.alert_id = a.id AND o.state IN ('{PENDING}', '{SENT}'))"""
+"""An alert that was delivered somewhere or still waits to be: what cooldowns count."""
 
 
 def _iso(moment: datetime) -> str:
@@ -77,27 +128,65 @@ class SnapshotRow:
 
 
 @dataclass(frozen=True, slots=True)
-class OutboxItem:
-    """A message waiting for (or done with) delivery to ``destination``.
+class NewAlert:
+    """An alert to record in :meth:`Store.commit_cycle`: the event, the policy's reason and
+    the plain one-line ``summary`` (for the recap and digest lists)."""
 
-    ``message`` is the rendered post; ``thread_parent`` the ``alert_key`` whose thread it
-    belongs in; ``attempts`` failed tries so far."""
+    event: Event
+    reason: str
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """An outbox row to queue: one message (or file, or mail) for one ``destination``.
+
+    - ``dedupe_key``: unique; queuing the same key twice is a no-op (a recap is sent once).
+    - ``payload``: ``{"type": "message", "message": {...}}``, ``{"type": "file", ...}`` or
+      ``{"type": "email", ...}`` (see :mod:`bot.outbox`).
+    - ``alerts``: indices into the same call's ``alerts`` that this message carries.
+    - ``meta``: routing facts the destination needs (mention, channel, alert refs).
+    - ``thread_parent``: an ``alert_key`` (reply in that alert's thread) or
+      ``row:<dedupe_key>`` (reply under that outbox row, e.g. the recap's chart).
+    - ``expires_at``: UTC after which it is not delivered; ``None`` = never.
+    """
+
+    dedupe_key: str
+    destination: str
+    category: str
+    payload: dict[str, Any]
+    session: str
+    alerts: tuple[int, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+    thread_parent: str | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """An outbox row as the delivery worker and ``flowbot outbox`` see it. Times are UTC;
+    ``state`` is ``pending``, ``sent``, ``dead`` or ``expired``; ``attempts`` failed tries."""
 
     id: int
     dedupe_key: str
-    alert_id: int | None
     destination: str
-    message: SlackMessage
+    category: str
+    payload: dict[str, Any]
+    meta: dict[str, Any]
     thread_parent: str | None
     session: str
+    created_at: datetime
+    expires_at: datetime | None
+    state: str
     attempts: int
+    last_error: str | None
 
 
 class Store:
     """The bot's SQLite database at ``path`` (``":memory:"`` for a throwaway one).
 
     Single-threaded by design: the bot's event loop owns it. Raises ``sqlite3.Error`` on a
-    broken file; a new file gets the schema on open.
+    broken file; a new file gets the schema on open, an older one is migrated in place.
     """
 
     def __init__(self, path: Path | str) -> None:
@@ -107,8 +196,21 @@ class Store:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._migrate()
         self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(SCHEMA)
+
+    def _migrate(self) -> None:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version >= SCHEMA_VERSION:
+            return
+        has_v1 = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'"
+        ).fetchone()
+        script = MIGRATE_1_TO_2 if has_v1 else SCHEMA
+        self._db.executescript(
+            f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        )
 
     def close(self) -> None:
         """Close the database file."""
@@ -156,45 +258,25 @@ class Store:
         session: str,
         now: datetime,
         snapshots: Iterable[SnapshotRow],
-        alerts: Sequence[tuple[Event, str, SlackMessage, str]],
+        alerts: Sequence[NewAlert] = (),
+        messages: Sequence[NewMessage] = (),
     ) -> list[int]:
-        """Record new snapshots and the alerts they caused, atomically.
+        """Record new snapshots, the alerts they caused and their outbox rows, atomically.
 
-        ``alerts`` holds ``(event, reason, message, destination)``; each gets an alert-log row
-        and an outbox row. A snapshot's history row is added only when its payload changed.
-        Returns the new alert ids. Raises ``sqlite3.Error`` (nothing is written then).
+        A snapshot's history row is added only when its payload changed. Each message links
+        the alerts it carries (by index into ``alerts``). Returns the new alert ids.
+        Raises ``sqlite3.Error`` (nothing is written then).
         """
         ids: list[int] = []
         with self._tx() as db:
             for row in snapshots:
-                payload = json.dumps(row.payload, sort_keys=True, default=str)
-                current = db.execute(
-                    "SELECT payload, session FROM snapshot WHERE source = ? AND key = ?",
-                    (row.source, row.key),
-                ).fetchone()
-                if (
-                    current is not None
-                    and current["payload"] == payload
-                    and (current["session"] == row.session)
-                ):
-                    continue
-                db.execute(
-                    """INSERT INTO snapshot (source, key, session, observed_at, payload)
-                       VALUES (?, ?, ?, ?, ?)
-                       ON CONFLICT (source, key) DO UPDATE SET session = excluded.session,
-                       observed_at = excluded.observed_at, payload = excluded.payload""",
-                    (row.source, row.key, row.session, _iso(row.observed_at), payload),
-                )
-                db.execute(
-                    """INSERT INTO snapshot_history (source, key, session, observed_at, payload)
-                       VALUES (?, ?, ?, ?, ?)""",
-                    (row.source, row.key, row.session, _iso(row.observed_at), payload),
-                )
-            for event, reason, message, destination in alerts:
+                self._put_snapshot(db, row)
+            for alert in alerts:
+                event = alert.event
                 cur = db.execute(
                     """INSERT INTO alert (alert_key, rule, kind, symbol, board, state, session,
-                       occurred_at, created_at, reason, summary, thread_parent, follow_up)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       occurred_at, created_at, reason, summary, thread_parent, follow_up,
+                       severity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     (
                         event.alert_key,
                         event.rule,
@@ -205,50 +287,82 @@ class Store:
                         session,
                         _iso(event.occurred_at),
                         _iso(now),
-                        reason,
-                        message.text,
+                        alert.reason,
+                        alert.summary,
                         event.thread_parent,
                         int(event.follow_up),
+                        event.severity.value,
                     ),
                 )
-                alert_id = int(cur.lastrowid or 0)
-                ids.append(alert_id)
-                self._enqueue(
-                    db,
-                    dedupe_key=f"alert:{alert_id}:{destination}",
-                    alert_id=alert_id,
-                    destination=destination,
-                    message=message,
-                    thread_parent=event.thread_parent,
-                    session=session,
-                    now=now,
-                )
+                ids.append(int(cur.lastrowid or 0))
+            for message in messages:
+                self._enqueue(db, message, now, [ids[i] for i in message.alerts])
         return ids
+
+    @staticmethod
+    def _put_snapshot(db: sqlite3.Connection, row: SnapshotRow) -> None:
+        payload = json.dumps(row.payload, sort_keys=True, default=str)
+        current = db.execute(
+            "SELECT payload, session FROM snapshot WHERE source = ? AND key = ?",
+            (row.source, row.key),
+        ).fetchone()
+        if (
+            current is not None
+            and current["payload"] == payload
+            and (current["session"] == row.session)
+        ):
+            return
+        db.execute(
+            """INSERT INTO snapshot (source, key, session, observed_at, payload)
+               VALUES (?, ?, ?, ?, ?)
+               ON CONFLICT (source, key) DO UPDATE SET session = excluded.session,
+               observed_at = excluded.observed_at, payload = excluded.payload""",
+            (row.source, row.key, row.session, _iso(row.observed_at), payload),
+        )
+        db.execute(
+            """INSERT INTO snapshot_history (source, key, session, observed_at, payload)
+               VALUES (?, ?, ?, ?, ?)""",
+            (row.source, row.key, row.session, _iso(row.observed_at), payload),
+        )
 
     # -- alert log ------------------------------------------------------------------------------
 
     def last_alerted(self, alert_key: str, state: str) -> datetime | None:
-        """When ``alert_key`` was last alerted in ``state`` (UTC), or ``None``."""
+        """When ``alert_key`` was last alerted in ``state`` (UTC), or ``None``. Counts alerts
+        delivered somewhere or still queued; dead, expired or silenced ones do not count."""
         row = self._db.execute(
-            "SELECT MAX(created_at) AS at FROM alert WHERE alert_key = ? AND state = ?",
+            f"SELECT MAX(a.created_at) AS at FROM alert a "
+            f"WHERE a.alert_key = ? AND a.state = ? AND {_LIVE}",
             (alert_key, state),
         ).fetchone()
         return _dt(row["at"])
 
     def has_alert(self, alert_key: str, session: str) -> bool:
-        """True when a top-level alert for ``alert_key`` was raised during ``session``."""
+        """True when a top-level alert for ``alert_key`` was delivered (or is queued) during
+        ``session``."""
         row = self._db.execute(
-            "SELECT 1 FROM alert WHERE alert_key = ? AND session = ? AND follow_up = 0 LIMIT 1",
+            f"SELECT 1 FROM alert a WHERE a.alert_key = ? AND a.session = ? "
+            f"AND a.follow_up = 0 AND {_LIVE} LIMIT 1",
             (alert_key, session),
         ).fetchone()
         return row is not None
 
     def alerts(self, session: str) -> list[AlertRecord]:
-        """The session's alert log, oldest first, with Slack's channel / ts when delivered."""
+        """The session's alert log, oldest first. ``sent_at`` is the first confirmed delivery;
+        ``channel`` / ``ts`` / ``permalink`` those of the first delivered row; ``outcome`` is
+        ``sent``, ``pending``, ``expired`` or ``dead`` (best of its rows)."""
         rows = self._db.execute(
-            """SELECT a.*, o.sent_at, o.channel, o.ts, o.permalink FROM alert a
-               LEFT JOIN outbox o ON o.alert_id = a.id
-               WHERE a.session = ? ORDER BY a.occurred_at, a.id""",
+            """SELECT a.*,
+                 (SELECT o.channel FROM outbox_alert oa JOIN outbox o ON o.id = oa.outbox_id
+                  WHERE oa.alert_id = a.id AND o.state = 'sent' ORDER BY o.id LIMIT 1) AS channel,
+                 (SELECT o.ts FROM outbox_alert oa JOIN outbox o ON o.id = oa.outbox_id
+                  WHERE oa.alert_id = a.id AND o.state = 'sent' ORDER BY o.id LIMIT 1) AS ts,
+                 (SELECT o.permalink FROM outbox_alert oa JOIN outbox o ON o.id = oa.outbox_id
+                  WHERE oa.alert_id = a.id AND o.state = 'sent' ORDER BY o.id LIMIT 1)
+                  AS permalink,
+                 (SELECT group_concat(o.state) FROM outbox_alert oa
+                  JOIN outbox o ON o.id = oa.outbox_id WHERE oa.alert_id = a.id) AS states
+               FROM alert a WHERE a.session = ? ORDER BY a.occurred_at, a.id""",
             (session,),
         ).fetchall()
         return [
@@ -266,119 +380,103 @@ class Store:
                 ts=r["ts"],
                 permalink=r["permalink"],
                 summary=r["summary"],
+                outcome=_outcome((r["states"] or "").split(",")),
             )
             for r in rows
         ]
 
     # -- outbox ---------------------------------------------------------------------------------
 
-    def enqueue(
-        self,
-        *,
-        dedupe_key: str,
-        destination: str,
-        message: SlackMessage,
-        session: str,
-        now: datetime,
-        thread_parent: str | None = None,
-    ) -> bool:
-        """Queue a message not tied to an alert (the recap). Returns ``False`` when
-        ``dedupe_key`` was queued before: that is how a recap is sent once per session."""
+    def enqueue(self, message: NewMessage, now: datetime) -> bool:
+        """Queue a message not tied to an alert (recap, chart, digest, notice). Returns
+        ``False`` when its ``dedupe_key`` was queued before: that is how a recap is sent once
+        per session and destination."""
         with self._tx() as db:
-            return self._enqueue(
-                db,
-                dedupe_key=dedupe_key,
-                alert_id=None,
-                destination=destination,
-                message=message,
-                thread_parent=thread_parent,
-                session=session,
-                now=now,
-            )
+            return self._enqueue(db, message, now, [])
 
     @staticmethod
     def _enqueue(
-        db: sqlite3.Connection,
-        *,
-        dedupe_key: str,
-        alert_id: int | None,
-        destination: str,
-        message: SlackMessage,
-        thread_parent: str | None,
-        session: str,
-        now: datetime,
+        db: sqlite3.Connection, message: NewMessage, now: datetime, alert_ids: Sequence[int]
     ) -> bool:
-        payload = json.dumps({"kind": message.kind, "text": message.text, "blocks": message.blocks})
         cur = db.execute(
-            """INSERT OR IGNORE INTO outbox (dedupe_key, alert_id, destination, kind, payload,
-               thread_parent, session, created_at, next_attempt_at)
+            """INSERT OR IGNORE INTO outbox (dedupe_key, destination, category, payload, meta,
+               thread_parent, session, created_at, expires_at)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
-                dedupe_key,
-                alert_id,
-                destination,
-                message.kind,
-                payload,
-                thread_parent,
-                session,
+                message.dedupe_key,
+                message.destination,
+                message.category,
+                json.dumps(message.payload, default=str),
+                json.dumps(message.meta, default=str),
+                message.thread_parent,
+                message.session,
                 _iso(now),
-                _iso(now),
+                _iso(message.expires_at) if message.expires_at else None,
             ),
         )
-        return cur.rowcount == 1
+        if cur.rowcount != 1:
+            return False
+        db.executemany(
+            "INSERT INTO outbox_alert (outbox_id, alert_id) VALUES (?, ?)",
+            [(cur.lastrowid, alert_id) for alert_id in alert_ids],
+        )
+        return True
 
-    def pending(self, now: datetime, destination: str | None = None) -> list[OutboxItem]:
-        """Unsent outbox rows due at ``now`` (UTC), oldest first."""
-        sql = "SELECT * FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= ?"
-        args: list[Any] = [_iso(now)]
+    def pending(self, destination: str | None = None, limit: int = 100) -> list[OutboxItem]:
+        """Rows waiting for delivery (to ``destination``, or any), oldest first."""
+        sql = "SELECT * FROM outbox WHERE state = ?"
+        args: list[Any] = [PENDING]
         if destination is not None:
             sql += " AND destination = ?"
             args.append(destination)
-        rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
-        out = []
-        for r in rows:
-            body = json.loads(r["payload"])
-            out.append(
-                OutboxItem(
-                    id=r["id"],
-                    dedupe_key=r["dedupe_key"],
-                    alert_id=r["alert_id"],
-                    destination=r["destination"],
-                    message=SlackMessage(
-                        kind=body["kind"], text=body["text"], blocks=body["blocks"]
-                    ),
-                    thread_parent=r["thread_parent"],
-                    session=r["session"],
-                    attempts=r["attempts"],
-                )
-            )
-        return out
+        rows = self._db.execute(sql + " ORDER BY id LIMIT ?", [*args, limit]).fetchall()
+        return [_outbox_item(r) for r in rows]
+
+    def outbox(self, state: str | None = None, limit: int = 200) -> list[OutboxItem]:
+        """Rows in ``state`` (any when ``None``), newest first: for ``flowbot outbox list``."""
+        sql, args = "SELECT * FROM outbox", []
+        if state is not None:
+            sql += " WHERE state = ?"
+            args.append(state)
+        rows = self._db.execute(sql + " ORDER BY id DESC LIMIT ?", [*args, limit]).fetchall()
+        return [_outbox_item(r) for r in rows]
+
+    def outbox_depth(self) -> dict[str, tuple[int, datetime | None]]:
+        """Per destination: pending rows and the oldest pending row's ``created_at`` (UTC)."""
+        rows = self._db.execute(
+            "SELECT destination, COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox "
+            "WHERE state = ? GROUP BY destination",
+            (PENDING,),
+        ).fetchall()
+        return {r["destination"]: (int(r["n"]), _dt(r["oldest"])) for r in rows}
 
     def unsent_count(self) -> int:
         """How many outbox rows still wait for delivery."""
-        return int(
-            self._db.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0]
-        )
+        row = self._db.execute("SELECT COUNT(*) FROM outbox WHERE state = ?", (PENDING,))
+        return int(row.fetchone()[0])
 
-    def thread_ts(self, alert_key: str, session: str) -> tuple[bool, str | None]:
-        """For a follow-up: ``(parent_sent, ts)`` of the latest top-level alert for
-        ``alert_key`` in ``session``. ``(False, None)`` while the parent waits for delivery."""
-        row = self._db.execute(
-            """SELECT o.sent_at, o.ts FROM alert a JOIN outbox o ON o.alert_id = a.id
-               WHERE a.alert_key = ? AND a.session = ? AND a.follow_up = 0
-               ORDER BY a.id DESC LIMIT 1""",
-            (alert_key, session),
-        ).fetchone()
-        if row is None:
-            return True, None  # no parent at all: post as a top-level message
-        return row["sent_at"] is not None, row["ts"]
+    def thread_of(
+        self, thread_parent: str, session: str, destination: str
+    ) -> tuple[str | None, str | None]:
+        """Where a reply to ``thread_parent`` goes at ``destination``: ``(state, ts)`` of the
+        parent's outbox row there (``state`` ``None`` when there is no such row).
 
-    def outbox_ts(self, dedupe_key: str) -> str | None:
-        """Slack's ``ts`` for the delivered outbox row ``dedupe_key`` (threads under a recap)."""
-        row = self._db.execute(
-            "SELECT ts FROM outbox WHERE dedupe_key = ? AND sent_at IS NOT NULL", (dedupe_key,)
-        ).fetchone()
-        return row["ts"] if row else None
+        ``thread_parent`` is an ``alert_key`` (the session's latest top-level alert for it)
+        or ``row:<dedupe_key>`` (that outbox row itself)."""
+        if thread_parent.startswith("row:"):
+            row = self._db.execute(
+                "SELECT state, ts FROM outbox WHERE dedupe_key = ?", (thread_parent[4:],)
+            ).fetchone()
+        else:
+            row = self._db.execute(
+                """SELECT o.state, o.ts FROM alert a
+                   JOIN outbox_alert oa ON oa.alert_id = a.id
+                   JOIN outbox o ON o.id = oa.outbox_id AND o.destination = ?
+                   WHERE a.alert_key = ? AND a.session = ? AND a.follow_up = 0
+                   ORDER BY a.id DESC LIMIT 1""",
+                (destination, thread_parent, session),
+            ).fetchone()
+        return (row["state"], row["ts"]) if row else (None, None)
 
     def mark_sent(
         self,
@@ -389,20 +487,54 @@ class Store:
         ts: str | None,
         permalink: str | None,
     ) -> None:
-        """Record the destination's confirmation: the row is done."""
+        """Record the destination's confirmation: the row is done, and the alerts it carries
+        count as delivered (the alert log is written here, after success)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE outbox SET state = ?, sent_at = ?, channel = ?, ts = ?, permalink = ?, "
+                "last_error = NULL WHERE id = ?",
+                (SENT, _iso(now), channel, ts, permalink, item_id),
+            )
+            db.execute(
+                "UPDATE alert SET sent_at = ? WHERE sent_at IS NULL AND id IN "
+                "(SELECT alert_id FROM outbox_alert WHERE outbox_id = ?)",
+                (_iso(now), item_id),
+            )
+
+    def mark_failed(self, item_id: int, *, error: str) -> None:
+        """Count a failed try (the row stays pending; the worker decides when to retry)."""
         self._db.execute(
-            "UPDATE outbox SET sent_at = ?, channel = ?, ts = ?, permalink = ?, last_error = NULL "
-            "WHERE id = ?",
-            (_iso(now), channel, ts, permalink, item_id),
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+            (error[:500], item_id),
         )
 
-    def mark_failed(self, item_id: int, *, error: str, retry_at: datetime) -> None:
-        """Count a failed try and schedule the next at ``retry_at`` (UTC)."""
+    def mark_dead(self, item_id: int, *, error: str) -> None:
+        """Move a row to the dead letters after a permanent failure (retry by hand)."""
         self._db.execute(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
-            "WHERE id = ?",
-            (error[:500], _iso(retry_at), item_id),
+            "UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ? WHERE id = ?",
+            (DEAD, error[:500], item_id),
         )
+
+    def mark_expired(self, item_id: int) -> None:
+        """Give up on a row that waited past its ``expires_at``: it is never delivered."""
+        self._db.execute("UPDATE outbox SET state = ? WHERE id = ?", (EXPIRED, item_id))
+
+    def retry(self, item_id: int | None = None) -> int:
+        """Put dead or expired rows back in the queue (one by id, or all with ``None``):
+        attempts reset, expiry cleared. Returns how many rows were re-queued."""
+        sql = "UPDATE outbox SET state = ?, attempts = 0, expires_at = NULL WHERE state IN (?, ?)"
+        args: list[Any] = [PENDING, DEAD, EXPIRED]
+        if item_id is not None:
+            sql += " AND id = ?"
+            args.append(item_id)
+        return self._db.execute(sql, args).rowcount
+
+    def purge(self, before: datetime) -> int:
+        """Delete sent, dead and expired rows created before ``before`` (UTC). Returns the
+        number deleted; pending rows are never deleted."""
+        return self._db.execute(
+            "DELETE FROM outbox WHERE state != ? AND created_at < ?", (PENDING, _iso(before))
+        ).rowcount
 
     # -- once-per-session jobs --------------------------------------------------------------------
 
@@ -421,16 +553,41 @@ class Store:
         )
 
     def prune(self, now: datetime, keep_days: int) -> None:
-        """Drop history and delivered alerts older than ``keep_days``."""
+        """Drop history, finished outbox rows and their alerts older than ``keep_days``."""
         cutoff = (now - timedelta(days=keep_days)).date().isoformat()
         with self._tx() as db:
             db.execute("DELETE FROM snapshot_history WHERE session < ?", (cutoff,))
-            db.execute("DELETE FROM outbox WHERE session < ? AND sent_at IS NOT NULL", (cutoff,))
+            db.execute("DELETE FROM outbox WHERE session < ? AND state != ?", (cutoff, PENDING))
             db.execute(
                 "DELETE FROM alert WHERE session < ? AND id NOT IN "
-                "(SELECT alert_id FROM outbox WHERE alert_id IS NOT NULL)",
+                "(SELECT alert_id FROM outbox_alert)",
                 (cutoff,),
             )
+
+
+def _outcome(states: list[str]) -> str:
+    for state in (SENT, PENDING, EXPIRED, DEAD):
+        if state in states:
+            return state
+    return "held"
+
+
+def _outbox_item(r: sqlite3.Row) -> OutboxItem:
+    return OutboxItem(
+        id=r["id"],
+        dedupe_key=r["dedupe_key"],
+        destination=r["destination"],
+        category=r["category"],
+        payload=json.loads(r["payload"]),
+        meta=json.loads(r["meta"] or "{}"),
+        thread_parent=r["thread_parent"],
+        session=r["session"],
+        created_at=datetime.fromisoformat(r["created_at"]),
+        expires_at=_dt(r["expires_at"]),
+        state=r["state"],
+        attempts=r["attempts"],
+        last_error=r["last_error"],
+    )
 
 
 def _snapshot_row(r: sqlite3.Row) -> SnapshotRow:

@@ -11,17 +11,34 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.text import Text
 
-from bot.deliver.base import Delivered
+from bot.deliver.base import (
+    BuildContext,
+    Capabilities,
+    Delivered,
+    DestinationConfig,
+    DestinationKind,
+    Envelope,
+)
 from bot.escape import slack_unescape
-from bot.events import SlackMessage
+from bot.events import Dialect, Message
 
-__all__ = ["ConsoleDestination"]
+__all__ = ["KIND", "ConsoleConfig", "ConsoleDestination"]
+
+
+class ConsoleConfig(DestinationConfig):
+    """``kind = "console"``: print each message and append it to ``jsonl_path`` (JSON lines;
+    ``""`` = print only). Unpaced by default."""
+
+    kind: Literal["console"] = "console"
+    jsonl_path: Path | None = Path("outbox/messages.jsonl")
+    max_posts_per_second: float = Field(0.0, ge=0)
 
 
 def _utcnow() -> datetime:
@@ -41,7 +58,8 @@ class ConsoleDestination:
     increasing Slack-style ts (``"1700000000.000001"``) so thread replies link up in the log.
     """
 
-    supports_files = True
+    capabilities = Capabilities(Dialect.SLACK, threads=True, files=True)
+    min_interval = 0.0
 
     def __init__(
         self,
@@ -64,7 +82,31 @@ class ConsoleDestination:
         seconds, micros = divmod(self._last_us, 1_000_000)
         return f"{seconds}.{micros:06d}"
 
-    async def post(self, message: SlackMessage, *, thread_ts: str | None = None) -> Delivered:
+    async def send(self, envelope: Envelope) -> Delivered:
+        """Print a message (or write a file, see :meth:`upload_file`); an email payload is
+        printed as its subject line."""
+        if envelope.file is not None:
+            await self.upload_file(
+                filename=envelope.file.filename,
+                content=envelope.file.content,
+                title=envelope.file.title,
+                thread_ts=envelope.thread_ts,
+            )
+            return Delivered(channel="console")
+        if envelope.message is None:
+            self.console.print(Text(f"✉ {envelope.category} {envelope.dedupe_key}"))
+            return Delivered(channel="console")
+        message = envelope.message
+        if envelope.mention:
+            message = Message(
+                kind=message.kind,
+                text=f"{envelope.mention} {message.text}",
+                blocks=message.blocks,
+                severity=message.severity,
+            )
+        return await self.post(message, thread_ts=envelope.thread_ts)
+
+    async def post(self, message: Message, *, thread_ts: str | None = None) -> Delivered:
         """Print ``message`` as a panel and append its JSON line. Never raises for content;
         an unwritable ``jsonl_path`` raises :class:`OSError`."""
         ts = self._next_ts()
@@ -114,7 +156,7 @@ class ConsoleDestination:
             fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
 
 
-def _panel(message: SlackMessage, ts: str, thread_ts: str | None) -> Panel:
+def _panel(message: Message, ts: str, thread_ts: str | None) -> Panel:
     """The message as a trader reads it: header as title, section and field texts, context
     dimmed. Text objects (not markup strings) so "[bold]" in data prints literally."""
     title = message.kind
@@ -138,3 +180,18 @@ def _panel(message: SlackMessage, ts: str, thread_ts: str | None) -> Panel:
         parts.append(Text(slack_unescape(message.text)))
     subtitle = f"↳ thread {thread_ts}" if thread_ts else f"ts {ts}"
     return Panel(Group(*parts), title=Text(title), subtitle=subtitle, expand=False)
+
+
+def _build(cfg: ConsoleConfig, ctx: BuildContext) -> ConsoleDestination:
+    destination = ConsoleDestination(cfg.jsonl_path, ctx.console, name=cfg.name)
+    destination.min_interval = cfg.min_interval
+    return destination
+
+
+KIND = DestinationKind(
+    "console",
+    ConsoleConfig,
+    _build,
+    ConsoleDestination.capabilities,
+    "prints each message and appends it to a JSON-lines file",
+)

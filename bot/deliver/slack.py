@@ -1,9 +1,9 @@
 """Slack destinations: a bot token (Web API, threads, files) and an incoming webhook.
 
-Both use slack_sdk's async clients with slack_sdk's own retry handlers (rate limit honouring
-``Retry-After``, 500/503, connection resets): no retry loop of ours. What is still failing after
-those retries becomes a :class:`DeliveryError` classified for the outbox. Error messages name
-the Slack error code and never carry the token or the webhook URL.
+Both use slack_sdk's async clients. Only a dropped connection is retried inside the client
+(once); a 429, a 5xx or an ``ok: false`` becomes a :class:`DeliveryError` classified for the
+outbox, whose one retry stage honours ``Retry-After`` for everything sent to the destination.
+Error messages name the Slack error code and never carry the token or the webhook URL.
 """
 
 from __future__ import annotations
@@ -11,24 +11,37 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
+from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.deliver.base import Delivered, DeliveryError
-from bot.events import SlackMessage
+from bot.deliver.base import (
+    SEVERITY_COLOURS,
+    BuildContext,
+    Capabilities,
+    Delivered,
+    DeliveryError,
+    DestinationConfig,
+    DestinationKind,
+    Envelope,
+)
+from bot.events import Dialect, Message
 
-__all__ = ["RECOVERABLE_CODES", "SlackBotDestination", "SlackWebhookDestination", "retry_handlers"]
+__all__ = [
+    "BOT_KIND",
+    "RECOVERABLE_CODES",
+    "WEBHOOK_KIND",
+    "SlackBotDestination",
+    "SlackConfig",
+    "SlackWebhookConfig",
+    "SlackWebhookDestination",
+    "retry_handlers",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,36 +54,31 @@ RECOVERABLE_CODES = frozenset(
 ``channel_not_found``, ``not_in_channel``, ``invalid_blocks``...) will fail the same way again."""
 
 
-def retry_handlers(max_retries: int = 2) -> list[AsyncRetryHandler]:
-    """slack_sdk's built-in async handlers: connection errors, HTTP 429 (sleeps ``Retry-After``
-    seconds plus jitter), HTTP 500/503; each retried at most ``max_retries`` times."""
-    return [
-        AsyncConnectionErrorRetryHandler(max_retry_count=max_retries),
-        AsyncRateLimitErrorRetryHandler(max_retry_count=max_retries),
-        AsyncServerErrorRetryHandler(max_retry_count=max_retries),
-    ]
+def retry_handlers(max_retries: int = 1) -> list[AsyncRetryHandler]:
+    """slack_sdk's built-in handler for a dropped connection (retried ``max_retries`` times
+    at once). 429 and 5xx are not retried here: the outbox does it, honouring Retry-After."""
+    return [AsyncConnectionErrorRetryHandler(max_retry_count=max_retries)]
 
 
-class _Pacer:
-    """At most one send per ``interval`` seconds, in call order (Slack allows about one message
-    per second per channel; bursting earns 429s). Bound to one event loop, like any asyncio
-    lock: create the destination inside the loop that uses it."""
-
-    def __init__(self, interval: float):
-        self._interval = interval
-        self._lock = asyncio.Lock()
-        self._next_at = 0.0
-
-    async def wait(self) -> None:
-        async with self._lock:
-            delay = self._next_at - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            self._next_at = time.monotonic() + self._interval
+def _retry_after(response: Any) -> float | None:
+    headers = getattr(response, "headers", None) or {}
+    for name in ("Retry-After", "retry-after"):
+        value = headers.get(name)
+        if value is not None:
+            try:
+                return max(float(value if isinstance(value, str) else value[0]), 0.0)
+            except (TypeError, ValueError, IndexError):
+                return None
+    return None
 
 
-def _interval(max_posts_per_second: float) -> float:
-    return 0.0 if max_posts_per_second <= 0 else 1.0 / max_posts_per_second
+def with_mention(message: Message, mention: str | None) -> tuple[str, list[dict[str, Any]]]:
+    """``(text, blocks)`` for Slack: the route's ``mention`` (config, never data) leads the
+    text and a block of its own; a message with a severity goes into an attachment whose
+    bar has the severity's colour (see :data:`SEVERITY_COLOURS`)."""
+    text = f"{mention} {message.text}" if mention else message.text
+    lead = [{"type": "section", "text": {"type": "mrkdwn", "text": mention}}] if mention else []
+    return text, lead
 
 
 def _api_error(method: str, exc: Exception) -> DeliveryError:
@@ -85,6 +93,7 @@ def _api_error(method: str, exc: Exception) -> DeliveryError:
         return DeliveryError(
             f"slack {method} failed: {code or 'http_error'} (HTTP {status})",
             recoverable=recoverable,
+            retry_after=_retry_after(exc.response),
         )
     if isinstance(exc, aiohttp.ClientError | asyncio.TimeoutError | OSError):
         return DeliveryError(
@@ -96,67 +105,103 @@ def _api_error(method: str, exc: Exception) -> DeliveryError:
     return DeliveryError(f"slack {method} failed: {type(exc).__name__}", recoverable=False)
 
 
+class SlackConfig(DestinationConfig):
+    """``kind = "slack"``: a bot token (from the variable ``token_env``, default
+    ``SLACK_BOT_TOKEN``) posting to ``channel`` through the Web API at ``api_url`` (Slack's by
+    default; tests point it at a local server). Threads, file uploads, colour bars."""
+
+    kind: Literal["slack"] = "slack"
+    token_env: str = "SLACK_BOT_TOKEN"
+    channel: str = "#flow-alerts"
+    api_url: str = "https://slack.com/api/"
+
+
 class SlackBotDestination:
     """Posts with a bot token through the Web API: threads, permalinks and file uploads.
 
     - ``token``: the ``xoxb-…`` bot token (never appears in errors or logs).
-    - ``channel``: channel id (``C0123…``) or ``#name``; file uploads need the id, which is
-      learned from the first ``chat.postMessage`` answer when a name was configured.
+    - ``channel``: channel id (``C0123…``) or ``#name``; a route may override it per message.
+      File uploads need the id, learned from the first ``chat.postMessage`` answer.
     - ``api_url``: Web API base, ending in ``/api/`` (a local server in tests).
-    - ``max_posts_per_second``: pacing of posts and uploads to this channel (0 = no pacing).
+    - ``min_interval``: seconds between sends, applied by the outbox worker.
     - ``fetch_permalink``: one ``chat.getPermalink`` call per post; a failure there is logged
       and leaves ``permalink`` ``None`` rather than failing a message that was delivered.
     """
 
-    supports_files = True
+    capabilities = Capabilities(Dialect.SLACK, threads=True, files=True, colour=True)
 
     def __init__(
         self,
         token: str,
         channel: str,
         api_url: str = "https://slack.com/api/",
-        max_posts_per_second: float = 1.0,
         *,
         name: str = "slack",
+        min_interval: float = 1.0,
         fetch_permalink: bool = True,
-        max_retries: int = 2,
         timeout: int = 30,
     ):
         self.name = name
         self.channel = channel
-        self._channel_id: str | None = channel if _CHANNEL_ID.match(channel) else None
+        self.min_interval = min_interval
+        self._channel_ids: dict[str, str] = {}
         self._fetch_permalink = fetch_permalink
-        self._pacer = _Pacer(_interval(max_posts_per_second))
         self._client = AsyncWebClient(
-            token=token,
-            base_url=api_url,
-            timeout=timeout,
-            retry_handlers=retry_handlers(max_retries),
+            token=token, base_url=api_url, timeout=timeout, retry_handlers=retry_handlers()
         )
 
-    async def post(self, message: SlackMessage, *, thread_ts: str | None = None) -> Delivered:
-        """``chat.postMessage`` with the fallback text and blocks (link unfurling off), in the
-        thread of ``thread_ts`` when given. Returns Slack's channel id and message ts.
-        Raises :class:`DeliveryError` (``recoverable`` for rate limits, 5xx, network)."""
-        await self._pacer.wait()
+    async def send(self, envelope: Envelope) -> Delivered:
+        """A message: ``chat.postMessage`` (into the thread of ``envelope.thread_ts`` when
+        set); a file: ``files_upload_v2`` into that thread. Raises :class:`DeliveryError`."""
+        channel = envelope.channel or self.channel
+        if envelope.file is not None:
+            await self._upload(envelope, channel)
+            return Delivered(channel=self._channel_ids.get(channel), ts=None)
+        if envelope.message is None:
+            raise DeliveryError("slack cannot send an email payload", recoverable=False)
+        return await self.post(
+            envelope.message,
+            thread_ts=envelope.thread_ts,
+            channel=channel,
+            mention=envelope.mention,
+        )
+
+    async def post(
+        self,
+        message: Message,
+        *,
+        thread_ts: str | None = None,
+        channel: str | None = None,
+        mention: str | None = None,
+    ) -> Delivered:
+        """``chat.postMessage`` with the fallback text and blocks (link unfurling off); a
+        message with a severity goes in an attachment with its colour bar. Returns Slack's
+        channel id and message ts. Raises :class:`DeliveryError`."""
+        channel = channel or self.channel
+        text, lead = with_mention(message, mention)
         kwargs: dict[str, Any] = {
-            "channel": self.channel,
-            "text": message.text,
+            "channel": channel,
+            "text": text,
             "unfurl_links": False,
             "unfurl_media": False,
         }
-        if message.blocks:
-            kwargs["blocks"] = message.blocks
+        if message.severity is not None and message.blocks:
+            colour = SEVERITY_COLOURS[message.severity]
+            kwargs["attachments"] = [{"color": colour, "blocks": message.blocks}]
+            if lead:
+                kwargs["blocks"] = lead
+        elif message.blocks or lead:
+            kwargs["blocks"] = lead + message.blocks
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
         try:
             response = await self._client.chat_postMessage(**kwargs)
         except Exception as exc:
             raise _api_error("chat.postMessage", exc) from exc
-        channel, ts = response.get("channel"), response.get("ts")
-        if channel:
-            self._channel_id = channel
-        return Delivered(channel=channel, ts=ts, permalink=await self._permalink(channel, ts))
+        channel_id, ts = response.get("channel"), response.get("ts")
+        if channel_id:
+            self._channel_ids[channel] = channel_id
+        return Delivered(channel=channel_id, ts=ts, permalink=await self._permalink(channel_id, ts))
 
     async def _permalink(self, channel: str | None, ts: str | None) -> str | None:
         if not (self._fetch_permalink and channel and ts):
@@ -168,27 +213,24 @@ class SlackBotDestination:
             return None
         return response.get("permalink")
 
-    async def upload_file(
-        self,
-        *,
-        filename: str,
-        content: bytes,
-        title: str,
-        thread_ts: str | None,
-        initial_comment: str | None = None,
-    ) -> None:
-        """Upload ``content`` as ``filename`` into the channel (thread of ``thread_ts``) with
-        ``files_upload_v2``: files.getUploadURLExternal → upload POST →
-        files.completeUploadExternal. Raises :class:`DeliveryError`."""
-        await self._pacer.wait()
+    async def _upload(self, envelope: Envelope, channel: str) -> None:
+        """``files_upload_v2``: files.getUploadURLExternal → upload POST →
+        files.completeUploadExternal, into the thread of ``envelope.thread_ts``."""
+        assert envelope.file is not None
+        target = self._channel_ids.get(channel) or channel
+        if not _CHANNEL_ID.match(target):
+            # Uploads need a channel id; a name is resolved by the first post's answer.
+            raise DeliveryError(
+                "slack files_upload_v2 needs the channel id; post a message first",
+                recoverable=True,
+            )
         try:
             await self._client.files_upload_v2(
-                filename=filename,
-                content=content,
-                title=title,
-                channel=self._channel_id or self.channel,
-                thread_ts=thread_ts,
-                initial_comment=initial_comment,
+                filename=envelope.file.filename,
+                content=envelope.file.content,
+                title=envelope.file.title,
+                channel=target,
+                thread_ts=envelope.thread_ts,
             )
         except Exception as exc:
             raise _api_error("files_upload_v2", exc) from exc
@@ -203,43 +245,49 @@ _webhook_client_log = logging.getLogger(__name__ + ".webhook_client")
 _webhook_client_log.setLevel(logging.INFO)
 
 
+class SlackWebhookConfig(DestinationConfig):
+    """``kind = "slack_webhook"``: an incoming webhook whose URL is in the variable
+    ``url_env`` (default ``SLACK_WEBHOOK_URL``). No threads, no files, no channel override."""
+
+    kind: Literal["slack_webhook"] = "slack_webhook"
+    url_env: str = "SLACK_WEBHOOK_URL"
+
+
 class SlackWebhookDestination:
     """Posts through an incoming webhook URL (a secret: never in errors or logs).
 
-    Webhooks return no message ts, so :meth:`post` returns ``Delivered(None, None, None)``
-    and a thread reply arrives as a plain message in the channel. Webhooks cannot upload
-    files: ``supports_files`` is ``False`` and :meth:`upload_file` logs a warning and skips
-    (the message the file belonged to was still delivered; failing it would resend it).
-    """
+    Webhooks return no message ts, so a thread reply arrives as a plain message in the
+    channel, and they cannot carry files (the outbox skips uploads for destinations without
+    the ``files`` capability)."""
 
-    supports_files = False
+    capabilities = Capabilities(Dialect.SLACK, colour=True)
 
     def __init__(
-        self,
-        url: str,
-        *,
-        name: str = "slack_webhook",
-        max_posts_per_second: float = 1.0,
-        max_retries: int = 2,
-        timeout: int = 30,
+        self, url: str, *, name: str = "slack_webhook", min_interval: float = 1.0, timeout: int = 30
     ):
         self.name = name
-        self._pacer = _Pacer(_interval(max_posts_per_second))
+        self.min_interval = min_interval
         self._client = AsyncWebhookClient(
-            url=url,
-            timeout=timeout,
-            logger=_webhook_client_log,
-            retry_handlers=retry_handlers(max_retries),
+            url=url, timeout=timeout, logger=_webhook_client_log, retry_handlers=retry_handlers()
         )
 
-    async def post(self, message: SlackMessage, *, thread_ts: str | None = None) -> Delivered:
-        """Send text + blocks (``thread_ts`` is ignored: webhooks cannot thread).
+    async def send(self, envelope: Envelope) -> Delivered:
+        """Send text + blocks (attachment with the severity colour when set).
         Raises :class:`DeliveryError`: recoverable for 429/5xx/network, else not."""
-        await self._pacer.wait()
+        if envelope.message is None:
+            raise DeliveryError("slack webhook cannot send this payload", recoverable=False)
+        message = envelope.message
+        text, lead = with_mention(message, envelope.mention)
+        blocks: list[dict[str, Any]] | None = lead + message.blocks or None
+        attachments = None
+        if message.severity is not None and message.blocks:
+            attachments = [{"color": SEVERITY_COLOURS[message.severity], "blocks": message.blocks}]
+            blocks = lead or None
         try:
             response = await self._client.send(
-                text=message.text,
-                blocks=message.blocks or None,
+                text=text,
+                blocks=blocks,
+                attachments=attachments,
                 unfurl_links=False,
                 unfurl_media=False,
             )
@@ -250,7 +298,7 @@ class SlackWebhookDestination:
                 recoverable=True,
             ) from None
         if response.status_code == 200:
-            return Delivered(channel=None, ts=None, permalink=None)
+            return Delivered()
         status = response.status_code
         body = (response.body or "").strip()
         # Slack answers short codes ("invalid_payload", "no_service"); anything else is
@@ -259,23 +307,40 @@ class SlackWebhookDestination:
         raise DeliveryError(
             f"slack webhook failed: {code} (HTTP {status})",
             recoverable=status == 429 or status >= 500,
-        )
-
-    async def upload_file(
-        self,
-        *,
-        filename: str,
-        content: bytes,
-        title: str,
-        thread_ts: str | None,
-        initial_comment: str | None = None,
-    ) -> None:
-        """Skip with a warning: incoming webhooks cannot carry files (use a bot token)."""
-        log.warning(
-            "%s: incoming webhooks cannot upload files; skipped %s (use a bot token)",
-            self.name,
-            filename,
+            retry_after=_retry_after(response),
         )
 
     async def close(self) -> None:
         """Nothing to release: the client opens one aiohttp session per request."""
+
+
+def _build_bot(cfg: SlackConfig, ctx: BuildContext) -> SlackBotDestination:
+    return SlackBotDestination(
+        ctx.secret(cfg.token_env, cfg.name),
+        cfg.channel,
+        cfg.api_url,
+        name=cfg.name,
+        min_interval=cfg.min_interval,
+    )
+
+
+def _build_webhook(cfg: SlackWebhookConfig, ctx: BuildContext) -> SlackWebhookDestination:
+    return SlackWebhookDestination(
+        ctx.secret(cfg.url_env, cfg.name), name=cfg.name, min_interval=cfg.min_interval
+    )
+
+
+BOT_KIND = DestinationKind(
+    "slack",
+    SlackConfig,
+    _build_bot,
+    SlackBotDestination.capabilities,
+    "Slack Web API with a bot token: threads, chart upload, colour bars",
+)
+WEBHOOK_KIND = DestinationKind(
+    "slack_webhook",
+    SlackWebhookConfig,
+    _build_webhook,
+    SlackWebhookDestination.capabilities,
+    "Slack incoming webhook: no threads, no files",
+)

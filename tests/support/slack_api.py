@@ -50,7 +50,9 @@ class Call:
 @dataclass(frozen=True)
 class Post:
     """A recorded ``chat.postMessage``: ``channel`` as sent, ``channel_id`` answered,
-    ``blocks`` parsed to Python (``None`` when absent), ``at`` = monotonic arrival time."""
+    ``blocks`` as the reader sees them (top-level blocks, then those of each attachment;
+    ``None`` when absent), ``colours`` the attachments' bar colours, ``at`` = monotonic
+    arrival time."""
 
     channel: str
     channel_id: str
@@ -60,6 +62,7 @@ class Post:
     ts: str
     at: float
     params: dict[str, Any] = field(repr=False)
+    colours: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -314,6 +317,23 @@ class SlackApiServer:
             isinstance(blocks, list) and all(isinstance(b, dict) and "type" in b for b in blocks)
         ):
             return {"ok": False, "error": "invalid_blocks"}
+        attachments = params.get("attachments")
+        if isinstance(attachments, str):
+            try:
+                attachments = json.loads(attachments)
+            except ValueError:
+                return {"ok": False, "error": "invalid_attachments"}
+        colours: list[str] = []
+        for attachment in attachments or []:
+            inner = attachment.get("blocks") if isinstance(attachment, dict) else None
+            if not isinstance(inner, list) or not all(
+                isinstance(b, dict) and "type" in b for b in inner
+            ):
+                return {"ok": False, "error": "invalid_attachments"}
+            blocks = [*(blocks or []), *inner]
+            colours.append(str(attachment.get("color", "")))
+        if blocks is not None and len(blocks) > 50:
+            return {"ok": False, "error": "invalid_blocks"}
         if not params.get("text") and not blocks:
             return {"ok": False, "error": "no_text"}
         ts = self._next_ts()
@@ -326,6 +346,7 @@ class SlackApiServer:
             ts=ts,
             at=params["_at"],
             params={k: v for k, v in params.items() if k != "_at"},
+            colours=tuple(colours),
         )
         with self._cond:
             self._posts.append(post)
