@@ -107,6 +107,9 @@ class SlackApiServer:
     ):
         self.token = token
         self.missing_channels = missing_channels
+        self._latency: dict[str, float] = {}
+        self.held = 0  # calls that arrived while slow_down was on (counted on arrival)
+        self._windows: dict[str, tuple[float, int]] = {}
         self._host, self._port = host, port
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -244,8 +247,27 @@ class SlackApiServer:
             self._faults.clear()
 
     # ------------------------------------------------------------------ internals (locked)
+    def slow_down(self, method: str, seconds: float) -> None:
+        """Answer every call of ``method`` only after ``seconds`` (0 = at once again)."""
+        with self._cond:
+            self._latency[method] = seconds
+
+    def fail_for(self, method: str, seconds: float, status: int = 500) -> None:
+        """Answer every call of ``method`` with ``status`` for the next ``seconds`` of wall
+        time (an outage window); 429s carry ``Retry-After`` of the time left."""
+        with self._cond:
+            self._windows[method] = (time.monotonic() + seconds, status)
+
     def _take_fault(self, method: str) -> _Fault | None:
         with self._cond:
+            window = self._windows.get(method)
+            if window is not None:
+                until, status = window
+                left = until - time.monotonic()
+                if left > 0:
+                    error = "ratelimited" if status == 429 else "internal_error"
+                    return _Fault(method, status, max(int(left) + 1, 1), 1, error)
+                del self._windows[method]
             for fault in self._faults:
                 if fault.method == method and fault.count > 0:
                     fault.count -= 1
@@ -471,6 +493,12 @@ class _Handler(BaseHTTPRequestHandler):
         method = self._method_name(path.path)
         try:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            delay = self.slack._latency.get(method, 0.0)
+            if delay:
+                with self.slack._cond:
+                    self.slack.held += 1
+                    self.slack._cond.notify_all()
+                time.sleep(delay)
             fault = self.slack._take_fault(method)
             if fault is not None:
                 headers = {}
