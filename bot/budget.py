@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 from bot.api.client import ENDPOINT_PLANS
+from bot.rules.top_n import TopNConfig
 from bot.settings import PLAN_QUOTAS, Settings, plan_allows
 
 __all__ = ["Budget", "plan_budget"]
@@ -50,7 +51,7 @@ def _estimate(per_poll: int, per_board: int, poll_s: float, board_s: float) -> i
 def sources_for(settings: Settings) -> tuple[list[str], list[str], list[str]]:
     """``(symbol_sources, leaderboard_sources, skipped)`` the plan allows for this config."""
     plan = settings.flashalpha.plan
-    top_n = settings.rule_config("top_n")
+    top_n = settings.rule_config("top_n", TopNConfig)
     wanted_symbol = ["summary", "anomaly"]
     wanted_board: list[str] = []
     if top_n.enabled and top_n.options_leaderboard:

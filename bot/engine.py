@@ -28,6 +28,7 @@ from bot.health import SourceHealth
 from bot.pipeline import Lookups, PipelineConfig, run
 from bot.policy import Decision
 from bot.rules import DetectContext
+from bot.rules.top_n import TopNConfig
 from bot.settings import Settings
 from bot.snapshot import MarketSnapshot, snapshot_from_models, snapshot_from_rows
 from bot.store import SnapshotRow, Store
@@ -98,7 +99,7 @@ class Engine:
         symbol_sources, board_sources, skipped = sources_for(settings)
         self._symbol_sources = symbol_sources
         self._board_sources = board_sources
-        top_n = settings.rule_config("top_n")
+        top_n = settings.rule_config("top_n", TopNConfig)
         self._args = FetchArgs(
             expiry=settings.watchlist.expiry,
             options_n=top_n.options_n,

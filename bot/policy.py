@@ -9,14 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from bot.events import Event
 
 __all__ = ["Decision", "Reason", "decide"]
 
 
-class Reason:
-    """Why an event was sent or held back; the sending reasons reach the template."""
+class Reason(StrEnum):
+    """Why an event was sent or held back; the sending reasons reach the template (as the
+    text value, e.g. ``"cooldown_elapsed"``)."""
 
     FIRST = "first_notification"
     COOLDOWN_ELAPSED = "cooldown_elapsed"
@@ -34,7 +36,7 @@ class Decision:
     """An event and what policy made of it: ``send`` and the named ``reason``."""
 
     event: Event
-    reason: str
+    reason: Reason
 
     @property
     def send(self) -> bool:

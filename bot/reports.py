@@ -27,6 +27,7 @@ from bot.deliver.email import CHART_SRC, build_digest_message, write_digest_file
 from bot.events import Category
 from bot.outbox import email_payload, file_payload, message_payload
 from bot.recap import Recap, build_recap
+from bot.rules.top_n import TopNConfig
 from bot.settings import plan_allows
 from bot.snapshot import snapshot_from_rows
 from bot.store import NewMessage
@@ -48,7 +49,7 @@ async def build_session_recap(bot: Bot, session: Session) -> tuple[Recap, bytes 
     settings = bot.settings
     day = session.date.isoformat()
     market = snapshot_from_rows(bot.store.snapshots_as_of(day, until=session.close_utc))
-    top_n = settings.rule_config("top_n")
+    top_n = settings.rule_config("top_n", TopNConfig)
     recap = build_recap(
         session,
         alerts=bot.store.alerts(day),

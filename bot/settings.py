@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from datetime import time
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -41,6 +41,7 @@ PLAN_QUOTAS: dict[str, int | None] = {"free": 5, "basic": 250, "growth": 2500, "
 """Daily request quota per FlashAlpha plan (``None`` = unlimited); resets 00:00 UTC."""
 
 PLAN_ORDER = ("free", "basic", "growth", "alpha")
+C = TypeVar("C", bound=RuleConfig)
 
 
 class ConfigError(ValueError):
@@ -275,9 +276,16 @@ class Settings(BaseSettings):
         """The configured zone (default America/New_York) as a ZoneInfo."""
         return ZoneInfo(self.schedule.timezone)
 
-    def rule_config(self, name: str) -> Any:
-        """The validated config of rule ``name`` (a ``RuleConfig`` subclass)."""
-        return self.rules[name]
+    def rule_config(self, name: str, model: type[C] = RuleConfig) -> C:  # type: ignore[assignment]
+        """The validated config of rule ``name``, checked to be a ``model`` (the rule's own
+        config class, e.g. ``TopNConfig``, for typed access). Raises ``KeyError`` for an
+        unknown rule and ``TypeError`` when the config is not a ``model``."""
+        config = self.rules[name]
+        if not isinstance(config, model):
+            raise TypeError(
+                f"rule {name!r} config is {type(config).__name__}, not {model.__name__}"
+            )
+        return config
 
 
 def _parse_destinations(raw: list[Any]) -> list[DestinationConfig]:
