@@ -1,0 +1,83 @@
+"""A state file written before routing (schema 1) opens in place: history, the alert log and
+the thread of a delivered alert survive, and an undelivered row is still queued."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from bot.store import SCHEMA_VERSION, Store
+
+# The schema-1 DDL exactly as the last release before routing (30e8c97) shipped it.
+V1_SCHEMA = """
+CREATE TABLE IF NOT EXISTS snapshot (
+    source TEXT NOT NULL, key TEXT NOT NULL, session TEXT NOT NULL,
+    observed_at TEXT NOT NULL, payload TEXT NOT NULL,
+    PRIMARY KEY (source, key)
+);
+CREATE TABLE IF NOT EXISTS snapshot_history (
+    id INTEGER PRIMARY KEY, source TEXT NOT NULL, key TEXT NOT NULL, session TEXT NOT NULL,
+    observed_at TEXT NOT NULL, payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS snapshot_history_session ON snapshot_history (session, source, key);
+CREATE TABLE IF NOT EXISTS alert (
+    id INTEGER PRIMARY KEY, alert_key TEXT NOT NULL, rule TEXT NOT NULL, kind TEXT NOT NULL,
+    symbol TEXT NOT NULL, board TEXT, state TEXT NOT NULL, session TEXT NOT NULL,
+    occurred_at TEXT NOT NULL, created_at TEXT NOT NULL, reason TEXT NOT NULL,
+    summary TEXT NOT NULL, thread_parent TEXT, follow_up INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS alert_key_state ON alert (alert_key, state, created_at);
+CREATE INDEX IF NOT EXISTS alert_session ON alert (session);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY, dedupe_key TEXT NOT NULL UNIQUE, alert_id INTEGER REFERENCES alert(id),
+    destination TEXT NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
+    thread_parent TEXT, session TEXT NOT NULL, created_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at TEXT NOT NULL, last_error TEXT,
+    sent_at TEXT, channel TEXT, ts TEXT, permalink TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (sent_at, next_attempt_at);
+CREATE TABLE IF NOT EXISTS job_run (
+    job TEXT NOT NULL, session TEXT NOT NULL, done_at TEXT NOT NULL, detail TEXT,
+    PRIMARY KEY (job, session)
+);
+"""
+
+
+def test_schema_1_file_migrates_in_place(tmp_path: Path) -> None:
+    """Alerts, their Slack ts and a pending row of a schema-1 file work after the upgrade."""
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(V1_SCHEMA)
+    db.executescript(
+        """
+        INSERT INTO alert VALUES (1, 'regime_flip:-:SPY', 'regime_flip', 'regime_flip', 'SPY',
+            NULL, 'regime_flip', '2026-06-05', '2026-06-05T14:32:00+00:00',
+            '2026-06-05T14:32:05+00:00', 'first_notification', 'SPY flip', NULL, 0);
+        INSERT INTO alert VALUES (2, 'candidate:-:NVDA', 'candidate', 'candidate', 'NVDA',
+            NULL, 'candidate:bullish', '2026-06-05', '2026-06-05T15:05:00+00:00',
+            '2026-06-05T15:05:05+00:00', 'first_notification', 'NVDA candidate', NULL, 0);
+        INSERT INTO outbox (id, dedupe_key, alert_id, destination, kind, payload, session,
+            created_at, next_attempt_at, sent_at, channel, ts) VALUES
+            (1, 'alert:1:slack', 1, 'slack', 'regime_flip',
+             '{"kind": "regime_flip", "text": "SPY flip", "blocks": []}', '2026-06-05',
+             '2026-06-05T14:32:05+00:00', '2026-06-05T14:32:05+00:00',
+             '2026-06-05T14:32:06+00:00', 'C1', '111.000001'),
+            (2, 'alert:2:slack', 2, 'slack', 'candidate',
+             '{"kind": "candidate", "text": "NVDA candidate", "blocks": []}', '2026-06-05',
+             '2026-06-05T15:05:05+00:00', '2026-06-05T15:05:05+00:00', NULL, NULL, NULL);
+        """
+    )
+    db.commit()
+    db.close()
+
+    store = Store(path)
+    records = {a.symbol: a for a in store.alerts("2026-06-05")}
+    assert records["SPY"].outcome == "sent" and records["SPY"].ts == "111.000001"
+    assert records["NVDA"].outcome == "pending" and records["NVDA"].sent_at is None
+    assert store.thread_of("regime_flip:-:SPY", "2026-06-05", "slack") == ("sent", "111.000001")
+    (pending,) = store.pending("slack")
+    assert pending.payload["message"]["text"] == "NVDA candidate"
+    store.close()
+    version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
+    assert version == SCHEMA_VERSION
+    Store(path).close()  # opening again is a no-op
