@@ -30,9 +30,7 @@ symbols with the largest |final cumulative flow| are kept and the rest counted i
 _WIDTH_IN, _HEIGHT_IN, _DPI = 10.0, 5.6, 120  # 1200 x 672 px: sharp in Slack and in email
 
 
-def session_series(
-    flow: CumulativeFlow, session: Session
-) -> tuple[list[datetime], list[float]]:
+def session_series(flow: CumulativeFlow, session: Session) -> tuple[list[datetime], list[float]]:
     """The cumulative net option flow of ``flow`` over ``session``: (UTC times, contracts).
 
     Rebuilt as the running sum of each minute's ``net_volume`` from the session open, so the
@@ -80,9 +78,7 @@ def render_cumulative_chart(
     Returns a PNG (1200 × 672 px). Thread-safe: nothing global is touched.
     """
     tz = timezone if isinstance(timezone, ZoneInfo) else ZoneInfo(timezone)
-    series = {
-        symbol: session_series(flow, session) for symbol, flow in flows.items()
-    }
+    series = {symbol: session_series(flow, session) for symbol, flow in flows.items()}
     series = {s: tv for s, tv in series.items() if tv[0]}
     ranked = sorted(series.items(), key=lambda kv: abs(kv[1][1][-1]), reverse=True)
     shown, hidden = ranked[:max_lines], len(ranked) - min(len(ranked), max_lines)
@@ -116,19 +112,33 @@ def render_cumulative_chart(
         ax.set_ylim(-1, 1)
         ax.set_yticks([])  # ticks on an empty axis read as data
         ax.text(
-            0.5, 0.5, "No flow data", transform=ax.transAxes, ha="center", va="center",
-            fontsize=20, color="#777777", bbox={"facecolor": "white", "edgecolor": "none"},
+            0.5,
+            0.5,
+            "No flow data",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=20,
+            color="#777777",
+            bbox={"facecolor": "white", "edgecolor": "none"},
         )
     else:
         colors = matplotlib.colormaps["tab10" if len(shown) <= 10 else "tab20"].colors
         for i, (symbol, (times, values)) in enumerate(shown):
             ax.plot(
-                times, values, color=colors[i % len(colors)], linewidth=2.0,
+                times,
+                values,
+                color=colors[i % len(colors)],
+                linewidth=2.0,
                 label=f"{symbol}  {'+' if values[-1] > 0 else ''}{_contracts(values[-1])}",
             )
         ax.legend(
-            loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=10, frameon=False,
-            title="Symbol  final", title_fontsize=10,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            fontsize=10,
+            frameon=False,
+            title="Symbol  final",
+            title_fontsize=10,
         )
 
     buf = io.BytesIO()

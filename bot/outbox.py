@@ -68,7 +68,13 @@ def email_payload(raw: bytes) -> dict[str, Any]:
     return {"type": "email", "raw": base64.b64encode(raw).decode("ascii")}
 
 
-def envelope_of(item: OutboxItem, *, thread_ts: str | None, delayed_note: str | None) -> Envelope:
+def envelope_of(
+    item: OutboxItem,
+    *,
+    thread_ts: str | None,
+    delayed_note: str | None,
+    thread_channel: str | None = None,
+) -> Envelope:
     """The :class:`Envelope` a destination receives for outbox row ``item``; a
     ``delayed_note`` is added to the message as a last context line."""
     payload = item.payload
@@ -100,6 +106,7 @@ def envelope_of(item: OutboxItem, *, thread_ts: str | None, delayed_note: str | 
         mention=meta.get("mention"),
         channel=meta.get("channel"),
         thread_ts=thread_ts,
+        thread_channel=thread_channel,
         delayed=delayed_note is not None,
     )
 
@@ -244,15 +251,21 @@ class OutboxWorker:
             log.warning("%s cannot carry files: skipped %s", destination.name, item.dedupe_key)
             self.store.mark_sent(item.id, now=now, channel=None, ts=None, permalink=None)
             return 0
-        thread_ts = None
+        thread_ts = thread_channel = None
         if item.thread_parent:
-            parent_state, ts = self.store.thread_of(
+            parent_state, ts, channel = self.store.thread_of(
                 item.thread_parent, item.session, destination.name
             )
             if parent_state == PENDING:
                 return None  # the parent goes first (it is older, so only after a restart)
-            thread_ts = ts if destination.capabilities.threads else None
-        envelope = envelope_of(item, thread_ts=thread_ts, delayed_note=self._delayed(item, now))
+            if destination.capabilities.threads:
+                thread_ts, thread_channel = ts, channel
+        envelope = envelope_of(
+            item,
+            thread_ts=thread_ts,
+            thread_channel=thread_channel,
+            delayed_note=self._delayed(item, now),
+        )
         await self._pace(lane)
         try:
             delivered = await destination.send(envelope)

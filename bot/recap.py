@@ -339,7 +339,5 @@ def build_recap(
             )
             for metric, board in zero_dte.items()
         ),
-        watchlist=tuple(
-            _watch_row(s, summaries_up.get(s), anomalies_up.get(s)) for s in symbols
-        ),
+        watchlist=tuple(_watch_row(s, summaries_up.get(s), anomalies_up.get(s)) for s in symbols),
     )

@@ -457,26 +457,28 @@ class Store:
 
     def thread_of(
         self, thread_parent: str, session: str, destination: str
-    ) -> tuple[str | None, str | None]:
-        """Where a reply to ``thread_parent`` goes at ``destination``: ``(state, ts)`` of the
-        parent's outbox row there (``state`` ``None`` when there is no such row).
+    ) -> tuple[str | None, str | None, str | None]:
+        """Where a reply to ``thread_parent`` goes at ``destination``: ``(state, ts,
+        channel)`` of the parent's outbox row there (the channel id the destination answered;
+        all ``None`` when there is no such row).
 
         ``thread_parent`` is an ``alert_key`` (the session's latest top-level alert for it)
         or ``row:<dedupe_key>`` (that outbox row itself)."""
         if thread_parent.startswith("row:"):
             row = self._db.execute(
-                "SELECT state, ts FROM outbox WHERE dedupe_key = ?", (thread_parent[4:],)
+                "SELECT state, ts, channel FROM outbox WHERE dedupe_key = ?",
+                (thread_parent[4:],),
             ).fetchone()
         else:
             row = self._db.execute(
-                """SELECT o.state, o.ts FROM alert a
+                """SELECT o.state, o.ts, o.channel FROM alert a
                    JOIN outbox_alert oa ON oa.alert_id = a.id
                    JOIN outbox o ON o.id = oa.outbox_id AND o.destination = ?
                    WHERE a.alert_key = ? AND a.session = ? AND a.follow_up = 0
                    ORDER BY a.id DESC LIMIT 1""",
                 (destination, thread_parent, session),
             ).fetchone()
-        return (row["state"], row["ts"]) if row else (None, None)
+        return (row["state"], row["ts"], row["channel"]) if row else (None, None, None)
 
     def mark_sent(
         self,

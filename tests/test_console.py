@@ -11,10 +11,10 @@ from rich.console import Console
 
 from bot.deliver.base import Destination
 from bot.deliver.console import ConsoleDestination
-from bot.events import SlackMessage
+from bot.events import Message
 
 AT = datetime(2026, 5, 12, 18, 42, 10, tzinfo=UTC)
-MESSAGE = SlackMessage(
+MESSAGE = Message(
     kind="candidate",
     text="SPY candidate &lt;!channel&gt; [bold]x[/bold]",
     blocks=[
@@ -84,7 +84,7 @@ async def test_without_log_only_prints(tmp_path: Path) -> None:
     """jsonl_path None: prints, writes nothing."""
     out = io.StringIO()
     dest = ConsoleDestination(None, Console(file=out, width=80))
-    await dest.post(SlackMessage("k", "plain text only"))
+    await dest.post(Message("k", "plain text only"))
     assert "plain text only" in out.getvalue()
     assert list(tmp_path.iterdir()) == []
 

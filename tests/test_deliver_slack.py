@@ -1,28 +1,43 @@
 """Slack delivery: the real slack_sdk clients against the local Slack Web API server.
 
-Covers posting and threads, slack_sdk's retries (429 with Retry-After, 500), error
-classification without leaking the token or webhook URL, the three-step file upload and pacing.
+Covers posting and threads, the mention and the severity's colour bar, how failures are
+classified for the outbox (a 429 is recoverable and carries its Retry-After; the client itself
+retries nothing but a dropped connection), that the token and the webhook URL never show in an
+error or a log, the three-step file upload, and the outbox worker's pacing and file skipping
+with these destinations.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
-from bot.deliver.base import Delivered, DeliveryError, Destination
+from bot.deliver.base import (
+    SEVERITY_COLOURS,
+    Delivered,
+    DeliveryError,
+    Destination,
+    Envelope,
+    FileUpload,
+)
 from bot.deliver.slack import SlackBotDestination, SlackWebhookDestination
-from bot.events import SlackMessage
+from bot.events import Category, Message, Severity
+from bot.outbox import OutboxWorker, file_payload, message_payload
+from bot.store import NewMessage, Store
 from tests.support.slack_api import SlackApiServer
 
-MESSAGE = SlackMessage(
+MESSAGE = Message(
     kind="regime_flip",
     text="SPY regime flip &lt;!channel&gt;",
     blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": "*SPY* flip"}}],
 )
+SESSION = "2026-06-05"
+T0 = datetime(2026, 6, 5, 14, 32, tzinfo=UTC)
+CHANNEL_ID = "C0ALERTS01"
 
 
 @pytest.fixture
@@ -31,9 +46,22 @@ def server() -> Iterator[SlackApiServer]:
         yield srv
 
 
-def bot(server: SlackApiServer, **kwargs: object) -> SlackBotDestination:
-    options: dict[str, object] = {"max_posts_per_second": 0, **kwargs}
-    return SlackBotDestination(server.token, "#alerts", api_url=server.api_url, **options)  # type: ignore[arg-type]
+def bot(server: SlackApiServer, channel: str = "#alerts", **kwargs: object) -> SlackBotDestination:
+    options: dict[str, object] = {"min_interval": 0, **kwargs}
+    return SlackBotDestination(server.token, channel, server.api_url, **options)  # type: ignore[arg-type]
+
+
+def envelope(**kwargs: object) -> Envelope:
+    """An outbox row as a destination receives it (a plain alert unless overridden)."""
+    fields: dict[str, object] = {
+        "id": 1,
+        "dedupe_key": "k1",
+        "category": Category.ALERT,
+        "session": SESSION,
+        "created_at": T0,
+        **kwargs,
+    }
+    return Envelope(**fields)  # type: ignore[arg-type]
 
 
 def free_port_url() -> str:
@@ -45,16 +73,18 @@ def free_port_url() -> str:
 
 
 def test_destinations_satisfy_the_protocol(server: SlackApiServer) -> None:
-    """Both Slack destinations are Destinations."""
-    assert isinstance(bot(server), Destination)
-    assert isinstance(SlackWebhookDestination(server.webhook_url), Destination)
+    """Both Slack destinations are Destinations; only the bot token carries threads and files."""
+    token, hook = bot(server), SlackWebhookDestination(server.webhook_url)
+    assert isinstance(token, Destination) and isinstance(hook, Destination)
+    assert token.capabilities.threads and token.capabilities.files
+    assert not hook.capabilities.threads and not hook.capabilities.files
 
 
 async def test_post_and_thread_reply(server: SlackApiServer) -> None:
     """A post returns channel id, ts and permalink; a reply lands in its thread."""
     dest = bot(server)
     parent = await dest.post(MESSAGE)
-    reply = await dest.post(MESSAGE, thread_ts=parent.ts)
+    reply = await dest.send(envelope(message=MESSAGE, thread_ts=parent.ts))
     first, second = server.wait_for_posts(2)
     assert parent == Delivered(first.channel_id, first.ts, parent.permalink)
     assert parent.permalink and first.ts.replace(".", "") in parent.permalink
@@ -64,53 +94,59 @@ async def test_post_and_thread_reply(server: SlackApiServer) -> None:
     await dest.close()
 
 
-async def test_rate_limit_is_retried_after_retry_after(server: SlackApiServer) -> None:
-    """A 429 with Retry-After: 1 is retried by slack_sdk after ≥1 s; one message lands."""
-    server.fail_next("chat.postMessage", status=429, retry_after=1)
-    started = time.monotonic()
-    delivered = await bot(server, fetch_permalink=False).post(MESSAGE)
-    assert time.monotonic() - started >= 1.0
-    calls = server.calls_to("chat.postMessage")
-    assert [c.status for c in calls] == [429, 200]
-    assert len(server.posts) == 1 and delivered.ts == server.posts[0].ts
-
-
-async def test_server_error_is_retried(server: SlackApiServer) -> None:
-    """A 500 is retried by slack_sdk and the message is delivered once."""
-    server.fail_next("chat.postMessage", status=500)
-    await bot(server, fetch_permalink=False).post(MESSAGE)
-    assert [c.status for c in server.calls_to("chat.postMessage")] == [500, 200]
-    assert len(server.posts) == 1
+async def test_route_mention_channel_and_severity_colour(server: SlackApiServer) -> None:
+    """The route's mention leads the text and the blocks, its channel replaces the default,
+    and a critical alert's blocks sit behind the critical colour bar."""
+    critical = Message(MESSAGE.kind, MESSAGE.text, MESSAGE.blocks, severity=Severity.CRITICAL)
+    await bot(server, fetch_permalink=False).send(
+        envelope(message=critical, mention="<!here>", channel="#flips")
+    )
+    (post,) = server.wait_for_posts(1)
+    assert post.channel == "#flips"
+    assert post.text == f"<!here> {MESSAGE.text}"
+    mention = {"type": "section", "text": {"type": "mrkdwn", "text": "<!here>"}}
+    assert post.blocks == [mention, *MESSAGE.blocks]
+    assert post.colours == (SEVERITY_COLOURS[Severity.CRITICAL],)
 
 
 @pytest.mark.parametrize(
-    ("fault", "code", "recoverable"),
+    ("fault", "code", "recoverable", "retry_after"),
     [
-        # persistent rate limiting outlasts the retries: try again later
-        ({"status": 429, "retry_after": 0, "count": 10}, "ratelimited", True),
-        # persistent 503
-        ({"status": 503, "count": 10}, "internal_error", True),
+        # rate limited: try again later, not before Slack's Retry-After
+        ({"status": 429, "retry_after": 7}, "ratelimited", True, 7.0),
+        # Slack having trouble: try again later (the outbox's backoff)
+        ({"status": 503}, "internal_error", True, None),
+        ({"status": 500}, "internal_error", True, None),
         # API-level errors that will not heal by retrying
-        ({"status": 200, "error": "not_in_channel"}, "not_in_channel", False),
-        ({"status": 200, "error": "invalid_blocks"}, "invalid_blocks", False),
+        ({"status": 200, "error": "not_in_channel"}, "not_in_channel", False, None),
+        ({"status": 200, "error": "invalid_blocks"}, "invalid_blocks", False, None),
     ],
-    ids=["429-persistent", "503-persistent", "not_in_channel", "invalid_blocks"],
+    ids=["429", "503", "500", "not_in_channel", "invalid_blocks"],
 )
-async def test_api_errors_are_classified(
-    server: SlackApiServer, fault: dict[str, object], code: str, recoverable: bool
+async def test_api_errors_are_classified_for_the_outbox(
+    server: SlackApiServer,
+    fault: dict[str, object],
+    code: str,
+    recoverable: bool,
+    retry_after: float | None,
 ) -> None:
-    """Failures after slack_sdk's retries become DeliveryErrors naming the Slack code."""
+    """A failed post raises one DeliveryError naming the Slack code, saying whether a retry
+    can help and carrying Slack's Retry-After; the client does not retry it itself (the
+    outbox does, for every kind of send), and the token is in no error text."""
     server.fail_next("chat.postMessage", **fault)  # type: ignore[arg-type]
     with pytest.raises(DeliveryError) as info:
-        await bot(server, fetch_permalink=False, max_retries=1).post(MESSAGE)
-    assert code in str(info.value) and info.value.recoverable is recoverable
-    assert server.token not in str(info.value) and server.token not in repr(info.value)
+        await bot(server, fetch_permalink=False).post(MESSAGE)
+    error = info.value
+    assert code in str(error) and error.recoverable is recoverable
+    assert error.retry_after == retry_after
+    assert len(server.calls_to("chat.postMessage")) == 1 and server.posts == []
+    assert server.token not in str(error) and server.token not in repr(error)
 
 
 async def test_invalid_token_is_fatal_and_not_leaked(server: SlackApiServer) -> None:
     """A wrong token is non-recoverable invalid_auth; the token is in no error text."""
     token = "xoxb-secret-wrong-token"
-    dest = SlackBotDestination(token, "#alerts", api_url=server.api_url, max_posts_per_second=0)
+    dest = SlackBotDestination(token, "#alerts", server.api_url, min_interval=0)
     with pytest.raises(DeliveryError) as info:
         await dest.post(MESSAGE)
     assert info.value.recoverable is False and "invalid_auth" in str(info.value)
@@ -121,7 +157,7 @@ async def test_invalid_token_is_fatal_and_not_leaked(server: SlackApiServer) -> 
 async def test_unknown_channel_is_fatal() -> None:
     """channel_not_found is non-recoverable."""
     with SlackApiServer(missing_channels=frozenset({"#gone"})) as server:
-        dest = SlackBotDestination(server.token, "#gone", api_url=server.api_url)
+        dest = SlackBotDestination(server.token, "#gone", server.api_url)
         with pytest.raises(DeliveryError) as info:
             await dest.post(MESSAGE)
     assert info.value.recoverable is False and "channel_not_found" in str(info.value)
@@ -129,10 +165,11 @@ async def test_unknown_channel_is_fatal() -> None:
 
 async def test_connection_refused_is_recoverable() -> None:
     """No server listening: a recoverable connection error."""
-    dest = SlackBotDestination("xoxb-t", "#a", api_url=free_port_url(), max_retries=0)
+    dest = SlackBotDestination("xoxb-t", "#a", free_port_url())
     with pytest.raises(DeliveryError) as info:
         await dest.post(MESSAGE)
     assert info.value.recoverable is True and "connection error" in str(info.value)
+    assert "xoxb-t" not in str(info.value)
 
 
 async def test_file_upload_lands_in_thread(server: SlackApiServer) -> None:
@@ -140,62 +177,80 @@ async def test_file_upload_lands_in_thread(server: SlackApiServer) -> None:
     dest = bot(server)
     parent = await dest.post(MESSAGE)
     content = bytes(range(256)) * 40
-    await dest.upload_file(
-        filename="recap.png",
-        content=content,
-        title="Session chart",
-        thread_ts=parent.ts,
-        initial_comment="Cumulative flow",
-    )
+    chart = FileUpload("recap.png", "Session chart", content)
+    delivered = await dest.send(envelope(category=Category.RECAP, file=chart, thread_ts=parent.ts))
     (upload,) = server.wait_for_uploads(1)
     assert upload.content == content and upload.filename == "recap.png"
     assert upload.thread_ts == parent.ts and upload.channel_id == parent.channel
-    assert (upload.title, upload.initial_comment) == ("Session chart", "Cumulative flow")
+    assert upload.title == "Session chart" and delivered.channel == parent.channel
     methods = [c.method for c in server.calls]
     assert methods[-3:] == ["files.getUploadURLExternal", "upload", "files.completeUploadExternal"]
 
 
 async def test_upload_failure_is_classified(server: SlackApiServer) -> None:
-    """A failing completeUploadExternal becomes a DeliveryError without the token."""
+    """A failing completeUploadExternal becomes a permanent DeliveryError without the token."""
     server.fail_next("files.completeUploadExternal", status=200, error="invalid_arguments")
     with pytest.raises(DeliveryError) as info:
-        await bot(server).upload_file(
-            filename="a.png", content=b"x", title="t", thread_ts=None, initial_comment=None
-        )
+        await bot(server, CHANNEL_ID).send(envelope(file=FileUpload("a.png", "t", b"x")))
     assert "invalid_arguments" in str(info.value) and not info.value.recoverable
     assert server.token not in str(info.value)
+    assert server.uploads == []
 
 
-async def test_posts_are_paced_per_channel(server: SlackApiServer) -> None:
-    """At 1 post/s, two posts arrive at least ~1 s apart (server-side arrival times)."""
-    dest = bot(server, max_posts_per_second=1.0, fetch_permalink=False)
-    await dest.post(MESSAGE)
-    await dest.post(MESSAGE)
+def queue(store: Store, destination: str, *payloads: dict[str, object]) -> None:
+    """Queue one outbox row per payload for ``destination``, in order."""
+    for i, payload in enumerate(payloads):
+        row = NewMessage(f"row{i}", destination, "alert", payload, SESSION)  # type: ignore[arg-type]
+        store.enqueue(row, T0)
+
+
+async def test_worker_paces_every_send_to_a_destination(server: SlackApiServer) -> None:
+    """At one send a second, two alerts and a chart upload reach Slack each at least ~1 s
+    after the one before (server-side arrival times), in queue order."""
+    store = Store(":memory:")
+    dest = bot(server, CHANNEL_ID, min_interval=1.0, fetch_permalink=False)
+    chart = FileUpload("flow.png", "Flow", b"\x89PNG")
+    queue(store, "slack", message_payload(MESSAGE), message_payload(MESSAGE), file_payload(chart))
+    worker = OutboxWorker(store, {"slack": dest}, clock=lambda: T0)
+    assert await worker.flush() == 3
     first, second = server.wait_for_posts(2)
+    (upload_start,) = server.calls_to("files.getUploadURLExternal")
     assert second.at - first.at >= 0.9
+    assert upload_start.at - second.at >= 0.9
+    assert store.pending("slack") == []
 
 
 async def test_webhook_post(server: SlackApiServer) -> None:
-    """A webhook post sends text + blocks and returns no ts (threads become plain posts)."""
-    dest = SlackWebhookDestination(server.webhook_url, max_posts_per_second=0)
-    assert await dest.post(MESSAGE, thread_ts="123.456") == Delivered(None, None, None)
-    (body,) = server.wait_for_webhook_posts(1)
-    assert body["text"] == MESSAGE.text and body["blocks"] == MESSAGE.blocks
-    assert "thread_ts" not in body
+    """A webhook post sends text + blocks and returns no ts (threads become plain posts);
+    a severity puts the blocks behind its colour bar."""
+    dest = SlackWebhookDestination(server.webhook_url, min_interval=0)
+    assert await dest.send(envelope(message=MESSAGE, thread_ts="123.456")) == Delivered()
+    warning = Message(MESSAGE.kind, MESSAGE.text, MESSAGE.blocks, severity=Severity.WARNING)
+    await dest.send(envelope(message=warning))
+    plain, coloured = server.wait_for_webhook_posts(2)
+    assert plain["text"] == MESSAGE.text and plain["blocks"] == MESSAGE.blocks
+    assert "thread_ts" not in plain
+    colour = SEVERITY_COLOURS[Severity.WARNING]
+    assert coloured["attachments"] == [{"color": colour, "blocks": MESSAGE.blocks}]
     await dest.close()
 
 
-async def test_webhook_retries_rate_limit(server: SlackApiServer) -> None:
-    """slack_sdk's retry handlers also cover the webhook client."""
-    server.fail_next("webhook", status=429, retry_after=0)
-    await SlackWebhookDestination(server.webhook_url).post(MESSAGE)
-    assert [c.status for c in server.calls_to("webhook")] == [429, 200]
+async def test_webhook_rate_limit_is_recoverable_with_retry_after(server: SlackApiServer) -> None:
+    """A webhook 429 is one recoverable DeliveryError carrying Retry-After (the outbox waits
+    it out); the client does not retry it, nothing is posted, the URL is not shown."""
+    server.fail_next("webhook", status=429, retry_after=3)
+    with pytest.raises(DeliveryError) as info:
+        await SlackWebhookDestination(server.webhook_url).send(envelope(message=MESSAGE))
+    assert info.value.recoverable is True and info.value.retry_after == 3.0
+    assert "ratelimited" in str(info.value) and "XXXX" not in str(info.value)
+    assert [c.status for c in server.calls_to("webhook")] == [429]
+    assert server.webhook_posts == []
 
 
 @pytest.mark.parametrize(
     ("fault", "code", "recoverable"),
     [
-        ({"status": 500, "count": 10}, "internal_error", True),
+        ({"status": 500}, "internal_error", True),
         ({"status": 404, "error": "no_service"}, "no_service", False),
     ],
     ids=["500", "404"],
@@ -206,7 +261,7 @@ async def test_webhook_errors_never_show_the_url(
     """Webhook failures are classified and their text contains no part of the URL."""
     server.fail_next("webhook", **fault)  # type: ignore[arg-type]
     with pytest.raises(DeliveryError) as info:
-        await SlackWebhookDestination(server.webhook_url, max_retries=1).post(MESSAGE)
+        await SlackWebhookDestination(server.webhook_url).send(envelope(message=MESSAGE))
     assert info.value.recoverable is recoverable and code in str(info.value)
     for secret in (server.webhook_url, "/services/", "XXXX"):
         assert secret not in str(info.value) and secret not in repr(info.value)
@@ -220,18 +275,27 @@ async def test_webhook_connection_error_never_shows_the_url(
     url = free_port_url() + "services/T1/B1/SECRETSECRET"
     caplog.set_level(logging.DEBUG)
     with pytest.raises(DeliveryError) as info:
-        await SlackWebhookDestination(url, max_retries=0).post(MESSAGE)
+        await SlackWebhookDestination(url).send(envelope(message=MESSAGE))
     assert info.value.recoverable is True
     assert "SECRETSECRET" not in str(info.value)
     assert "SECRETSECRET" not in caplog.text
 
 
-async def test_webhook_upload_is_skipped_with_a_warning(
+async def test_worker_skips_files_for_a_webhook(
     server: SlackApiServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Webhooks cannot carry files: upload_file logs a warning (no URL) and sends nothing."""
-    dest = SlackWebhookDestination(server.webhook_url)
-    assert dest.supports_files is False
-    await dest.upload_file(filename="c.png", content=b"x", title="t", thread_ts=None)
-    assert "cannot upload files" in caplog.text and "XXXX" not in caplog.text
-    assert server.calls == []
+    """Webhooks cannot carry files: the worker posts the message, skips the chart with a
+    warning (no URL) instead of blocking the queue, and the webhook gets nothing else."""
+    store = Store(":memory:")
+    dest = SlackWebhookDestination(server.webhook_url, name="hook", min_interval=0)
+    chart = FileUpload("flow.png", "Flow", b"\x89PNG")
+    queue(store, "hook", file_payload(chart), message_payload(MESSAGE))
+    caplog.set_level(logging.DEBUG)
+    assert await OutboxWorker(store, {"hook": dest}, clock=lambda: T0).flush() == 1
+    assert [body["text"] for body in server.wait_for_webhook_posts(1)] == [MESSAGE.text]
+    assert [c.method for c in server.calls] == ["webhook"]
+    assert "cannot carry files" in caplog.text and "XXXX" not in caplog.text
+    assert store.pending("hook") == []
+    with pytest.raises(DeliveryError) as info:  # and sent directly, it refuses for good
+        await dest.send(envelope(file=chart))
+    assert info.value.recoverable is False and "XXXX" not in str(info.value)

@@ -1,16 +1,19 @@
 """The engine over real HTTP: the sandbox on 127.0.0.1, the store in a temp dir, Slack on a local
-Web API server. Each test drives the simulated clock and passes it as the tick's ``now``."""
+Web API server. Each test drives the simulated clock and passes it as the tick's ``now``; a tick
+only queues, and ``bot.worker.flush()`` delivers what it queued (the worker judges expiry and
+the delayed marker on the same simulated clock)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import asyncio
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import stamina
 
 from bot.app import build_bot
-from bot.deliver.slack import SlackBotDestination
+from bot.deliver.base import BuildContext
 from bot.settings import Secrets, load_settings
 from bot.sim import Sandbox
 from tests.support.slack_api import DEFAULT_TOKEN, SlackApiServer
@@ -42,6 +45,9 @@ bias = "bullish"
 """
 
 
+SESSION = "2026-06-05"
+
+
 @pytest.fixture(autouse=True)
 def fast_retries():
     stamina.set_testing(True, attempts=2)
@@ -68,11 +74,16 @@ def make_bot(sandbox, slack, state: Path, *, key="sandbox-alpha", plan="alpha", 
         watchlist={"symbols": symbols or ["SPY", "NVDA"]},
         state={"path": state},
         rules={"top_n": {"zero_dte_metrics": [], "watchlist_only": True}},
+        slack={"api_url": slack.api_url, "channel": "#desk", "max_posts_per_second": 50},
     )
-    destination = SlackBotDestination(
-        token=DEFAULT_TOKEN, channel="#desk", api_url=slack.api_url, max_posts_per_second=50
+    # The implicit "slack" destination, built from SLACK_BOT_TOKEN as for a real user.
+    return build_bot(
+        settings,
+        Secrets(flashalpha_api_key=key),
+        context=BuildContext(environ={"SLACK_BOT_TOKEN": DEFAULT_TOKEN}),
+        clock=sandbox.clock.now,
+        close_of=lambda day: None,
     )
-    return build_bot(settings, Secrets(flashalpha_api_key=key), destination=destination)
 
 
 def at(sandbox, hhmm: str) -> datetime:
@@ -81,8 +92,10 @@ def at(sandbox, hhmm: str) -> datetime:
 
 
 async def tick(bot, now: datetime) -> None:
+    """One poll of everything at ``now``, then one delivery pass of what it queued."""
     await bot.engine.poll_symbols(now)
     await bot.engine.poll_leaderboards(now)
+    await bot.worker.flush()
 
 
 def texts(slack) -> list[str]:
@@ -123,18 +136,29 @@ async def test_transition_while_down_is_alerted_after_restart(sandbox, slack, tm
 
 
 async def test_slack_outage_keeps_the_alert_until_delivered_once(sandbox, slack, tmp_path):
-    """A post Slack refuses stays in the outbox and is delivered exactly once when Slack is back."""
+    """A post Slack refuses stays in the outbox (the alert log says pending) and is delivered
+    exactly once when Slack is back, marked as late since it waited past the alert max age."""
     bot = make_bot(sandbox, slack, tmp_path / "s.sqlite3")
     await tick(bot, at(sandbox, "09:30"))
     slack.fail_next("chat.postMessage", status=500, count=50)
-    now = at(sandbox, "10:33")
-    await tick(bot, now)
+    await tick(bot, at(sandbox, "10:33"))
     assert slack.posts == [] and bot.store.unsent_count() == 1
-    slack.reset()
-    await bot.engine.deliver(now + timedelta(minutes=11))
-    await bot.engine.deliver(now + timedelta(minutes=12))
+    (flip,) = bot.store.alerts(SESSION)
+    assert (flip.outcome, flip.sent_at) == ("pending", None)
+
+    slack.reset()  # Slack is back 17 minutes later; the worker retries on its own
+    back = at(sandbox, "10:50")
+    bot.worker.start()
+    try:
+        (post,) = await asyncio.to_thread(slack.wait_for_posts, 1, 10.0)
+    finally:
+        await bot.worker.stop()
+    assert await bot.worker.flush() == 0, "nothing is left to send"
+    (flip,) = bot.store.alerts(SESSION)
     await bot.aclose()
-    assert len(slack.posts) == 1 and "SPY" in slack.posts[0].text
+    assert len(slack.posts) == 1 and "SPY" in post.text
+    assert post.text.startswith("(⏱ delayed: detected 10:33 ET)")
+    assert (flip.outcome, flip.sent_at) == ("sent", back)
 
 
 async def test_summary_outage_keeps_previous_snapshot_and_alerts_after(sandbox, slack, tmp_path):
@@ -143,6 +167,7 @@ async def test_summary_outage_keeps_previous_snapshot_and_alerts_after(sandbox, 
     await tick(bot, at(sandbox, "10:00"))
     rule = sandbox.faults.add(kind="outage", endpoint="summary", status=502)
     report = await bot.engine.poll_symbols(at(sandbox, "10:33"))
+    await bot.worker.flush()
     assert report.failed == 2 and slack.posts == []
     sandbox.faults.remove(rule)
     await tick(bot, at(sandbox, "10:34"))
@@ -157,6 +182,7 @@ async def test_malformed_responses_are_skipped_and_the_loop_goes_on(sandbox, sla
     await tick(bot, at(sandbox, "10:00"))
     sandbox.faults.add(kind="malformed", endpoint="summary", symbol="NVDA", mode=mode)
     report = await bot.engine.poll_symbols(at(sandbox, "10:33"))
+    await bot.worker.flush()
     await bot.aclose()
     assert [p for p in slack.posts if "SPY" in p.text], "SPY's flip still arrives"
     if mode == "unknown_label":

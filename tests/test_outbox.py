@@ -235,3 +235,45 @@ def test_backoff_doubles_with_jitter_up_to_the_cap(failures: int, low: float, hi
     """1 s, 2 s, 4 s … capped, each with jitter in [½, 1) of the step."""
     assert backoff(failures, 60.0, rand=lambda: 0.0) == low
     assert low <= backoff(failures, 60.0) < high
+
+
+def named_channel(slack: SlackApiServer) -> SlackBotDestination:
+    return SlackBotDestination(
+        slack.token, "#desk", slack.api_url, min_interval=0, fetch_permalink=False
+    )
+
+
+async def test_chart_after_restart_goes_into_the_recap_thread() -> None:
+    """The recap went out, then the bot restarted: the chart still lands in the recap's
+    thread and the alert queued after it is delivered."""
+    with SlackApiServer() as slack:
+        store = Store(":memory:")
+        recap = Message("recap", "Recap")
+        chart = FileUpload("flow.png", "Flow", b"\x89PNG")
+        store.enqueue(NewMessage("recap:x", "slack", "recap", message_payload(recap), SESSION), T0)
+        store.enqueue(
+            NewMessage(
+                "chart:x",
+                "slack",
+                "recap",
+                file_payload(chart),
+                SESSION,
+                thread_parent="row:recap:x",
+            ),
+            T0,
+        )
+        store.enqueue(
+            NewMessage("late", "slack", "alert", message_payload(Message("a", "late")), SESSION), T0
+        )
+        # The first process posts the recap and stops before the upload.
+        (row,) = store.pending("slack", limit=1)
+        got = await named_channel(slack).post(recap)
+        store.mark_sent(row.id, now=T0, channel=got.channel, ts=got.ts, permalink=None)
+        # The restarted process has a fresh destination.
+        assert (
+            await OutboxWorker(store, {"slack": named_channel(slack)}, clock=lambda: T0).flush()
+            == 2
+        )
+        (upload,) = slack.uploads
+        assert (upload.channel_id, upload.thread_ts) == (got.channel, got.ts)
+        assert [p.text for p in slack.posts] == ["Recap", "late"]

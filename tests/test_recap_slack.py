@@ -1,22 +1,39 @@
-"""The Slack recap end to end against the local Slack Web API server: the recap post, then the
-chart uploaded into its thread with the three-step external upload."""
+"""The Slack recap end to end: ``send_recap`` queues the recap and its chart in the outbox, and
+the outbox worker posts the recap to the local Slack Web API server, then uploads the chart into
+its thread with the three-step external upload. The session's data comes from the sandbox."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date
+from pathlib import Path
 
 import pytest
 from slack_sdk.models.blocks import Block
-from support.slack_api import SlackApiServer
-from test_recap import black_friday, sample_recap
+from support.slack_api import DEFAULT_TOKEN, SlackApiServer
+from test_recap import sample_recap
 
-from bot.api.models import CumulativeFlow
-from bot.chart import render_cumulative_chart
+from bot.app import Bot, build_bot
+from bot.calendar import TradingCalendar
+from bot.deliver.base import BuildContext
 from bot.deliver.slack import SlackBotDestination
 from bot.render import Renderer
+from bot.reports import send_recap
+from bot.settings import Secrets, load_settings
+from bot.sim import Sandbox
 
-CHANNEL = "C0RECAP01"
+SCENARIO = """
+session_date = "2026-06-05"
+seed = 11
+quiet = true
+symbols = ["SPY", "NVDA"]
+
+[[events]]
+at = "10:32"
+symbol = "SPY"
+kind = "flow_direction"
+value = "regime_flip"
+"""
 
 
 @pytest.fixture
@@ -26,44 +43,85 @@ def slack() -> Iterator[SlackApiServer]:
         yield server
 
 
-def chart_png() -> bytes:
-    """A real chart PNG for the sample session (two symbols)."""
-    s = black_friday()
-    flows = {
-        sym: CumulativeFlow(symbol=sym, points=[
-            {"ts": s.open_utc + timedelta(minutes=m), "netVolume": sign * (m % 7)}
-            for m in range(0, s.minutes, 5)
-        ])
-        for sym, sign in (("SPY", 1), ("QQQ", -1))
-    }
-    return render_cumulative_chart(flows, s)
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    """The FlashAlpha sandbox on 127.0.0.1, its clock moved only by the test."""
+    with Sandbox(scenario=SCENARIO, speed=0) as sb:
+        yield sb
 
 
-async def test_recap_post_then_chart_in_thread(slack):
-    """The recap is posted with valid blocks, then the chart goes into its thread (3 steps)."""
-    recap = sample_recap(watchlist_extra=40)
-    message = Renderer().slack_template("recap", recap=recap)
-    dest = SlackBotDestination(slack.token, CHANNEL, api_url=slack.api_url,
-                               max_posts_per_second=0)
-    png = chart_png()
-
-    delivered = await dest.post(message)
-    await dest.upload_file(
-        filename=f"flow-{recap.session.date}.png", content=png,
-        title=f"Cumulative net option flow {recap.date_text}", thread_ts=delivered.ts,
+def make_bot(sandbox: Sandbox, slack: SlackApiServer, state: Path) -> Bot:
+    """An Alpha-plan bot (the chart needs the cumulative endpoint) posting to ``#desk``."""
+    settings = load_settings(
+        None,
+        flashalpha={"base_url": sandbox.base_url, "plan": "alpha", "retries": 1},
+        watchlist={"symbols": ["SPY", "NVDA"]},
+        state={"path": state},
+        rules={"top_n": {"zero_dte_metrics": [], "watchlist_only": True}},
+        slack={"api_url": slack.api_url, "channel": "#desk", "max_posts_per_second": 50},
+    )
+    return build_bot(
+        settings,
+        Secrets(flashalpha_api_key="sandbox-alpha"),
+        context=BuildContext(environ={"SLACK_BOT_TOKEN": DEFAULT_TOKEN}),
+        clock=sandbox.clock.now,
+        close_of=lambda day: None,
     )
 
-    (post,) = slack.wait_for_posts(1)
-    assert post.channel == CHANNEL and post.thread_ts is None
-    assert post.text == message.text and post.blocks == message.blocks
-    assert len(post.blocks) <= 50
-    assert all(Block.parse(b) is not None for b in post.blocks)
+
+async def test_recap_post_then_chart_in_thread(
+    sandbox: Sandbox, slack: SlackApiServer, tmp_path: Path
+) -> None:
+    """After the session, the recap is posted once with valid blocks linking the day's flip
+    alert, then the chart PNG goes into the recap's thread (3 steps); asking again sends
+    nothing more."""
+    session = TradingCalendar().session_for(date(2026, 6, 5))
+    assert session is not None
+    bot = make_bot(sandbox, slack, tmp_path / "s.sqlite3")
+    for hhmm in ("09:30", "10:33"):
+        await bot.engine.poll_symbols(sandbox.set_time_ny(hhmm))
+        await bot.worker.flush()
+    (flip,) = slack.wait_for_posts(1)
+    (alert,) = bot.store.alerts("2026-06-05")
+    assert alert.permalink and flip.ts.replace(".", "") in alert.permalink
+
+    now = sandbox.set_time_ny("16:10")
+    assert await send_recap(bot, session, now) is True
+    assert await bot.worker.flush() == 2
+    assert await send_recap(bot, session, now) is False, "a session's recap is queued once"
+    assert await bot.worker.flush() == 0
+    await bot.aclose()
+
+    flip, recap = slack.wait_for_posts(2)
+    assert recap.channel == "#desk" and recap.thread_ts is None
+    assert recap.blocks and len(recap.blocks) <= 50
+    assert all(Block.parse(b) is not None for b in recap.blocks)
+    assert alert.permalink in str(recap.blocks), "the recap links the alert it lists"
 
     (upload,) = slack.wait_for_uploads(1)
-    assert upload.content == png and upload.content.startswith(b"\x89PNG")
-    assert (upload.channel_id, upload.thread_ts) == (delivered.channel, delivered.ts)
-    assert upload.filename == "flow-2026-11-27.png"
-    # The three steps of files_upload_v2, in order.
+    assert upload.content.startswith(b"\x89PNG") and len(upload.content) > 1000
+    assert (upload.channel_id, upload.thread_ts) == (recap.channel_id, recap.ts)
+    assert upload.filename == "flow-2026-06-05.png"
+    assert len(slack.posts) == 2 and len(slack.uploads) == 1
+    # After the recap post, the three steps of files_upload_v2, in order.
     methods = [c.method for c in slack.calls if c.method != "chat.getPermalink"]
-    assert methods == ["chat.postMessage", "files.getUploadURLExternal", "upload",
-                       "files.completeUploadExternal"]
+    assert methods[-4:] == [
+        "chat.postMessage",
+        "files.getUploadURLExternal",
+        "upload",
+        "files.completeUploadExternal",
+    ]
+
+
+async def test_long_recap_fits_one_slack_message(slack: SlackApiServer) -> None:
+    """A recap with a long watchlist, unknown labels and hostile text is accepted by Slack:
+    at most 50 blocks, each a valid Block Kit block."""
+    recap = sample_recap(watchlist_extra=40)
+    message = Renderer().slack_template("recap", recap=recap)
+    dest = SlackBotDestination(slack.token, "C0RECAP01", slack.api_url, min_interval=0)
+    delivered = await dest.post(message)
+    (post,) = slack.wait_for_posts(1)
+    assert delivered.ts == post.ts
+    assert post.text == message.text and post.blocks == message.blocks
+    assert post.blocks and len(post.blocks) <= 50
+    assert all(Block.parse(b) is not None for b in post.blocks)

@@ -74,7 +74,11 @@ def test_schema_1_file_migrates_in_place(tmp_path: Path) -> None:
     records = {a.symbol: a for a in store.alerts("2026-06-05")}
     assert records["SPY"].outcome == "sent" and records["SPY"].ts == "111.000001"
     assert records["NVDA"].outcome == "pending" and records["NVDA"].sent_at is None
-    assert store.thread_of("regime_flip:-:SPY", "2026-06-05", "slack") == ("sent", "111.000001")
+    assert store.thread_of("regime_flip:-:SPY", "2026-06-05", "slack") == (
+        "sent",
+        "111.000001",
+        "C1",
+    )
     (pending,) = store.pending("slack")
     assert pending.payload["message"]["text"] == "NVDA candidate"
     store.close()

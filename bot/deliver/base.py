@@ -149,7 +149,8 @@ class Envelope:
       digest) is set.
     - ``alerts``: the alerts the message carries; ``session`` the New York trading date.
     - ``mention`` (from the route's config, never from data) and ``channel`` (the route's
-      Slack channel override); ``thread_ts``: the parent's ts at this destination.
+      Slack channel override); ``thread_ts`` / ``thread_channel``: the parent's ts and the
+      channel id the destination answered for it (a reply or upload goes there).
     - ``created_at``: when the row was queued (UTC); ``delayed``: it waited longer than
       ``[outbox] alert_max_age_minutes`` and the message already carries the marker.
     """
@@ -166,6 +167,7 @@ class Envelope:
     mention: str | None = None
     channel: str | None = None
     thread_ts: str | None = None
+    thread_channel: str | None = None
     delayed: bool = False
 
 

@@ -73,9 +73,9 @@ def _retry_after(response: Any) -> float | None:
 
 
 def with_mention(message: Message, mention: str | None) -> tuple[str, list[dict[str, Any]]]:
-    """``(text, blocks)`` for Slack: the route's ``mention`` (config, never data) leads the
-    text and a block of its own; a message with a severity goes into an attachment whose
-    bar has the severity's colour (see :data:`SEVERITY_COLOURS`)."""
+    """``(text, lead_blocks)`` for Slack: the route's ``mention`` (config, never data) leads
+    the text and gets a block of its own, which the caller puts before the message's blocks
+    (or, for a message with a severity, before the colour-barred attachment)."""
     text = f"{mention} {message.text}" if mention else message.text
     lead = [{"type": "section", "text": {"type": "mrkdwn", "text": mention}}] if mention else []
     return text, lead
@@ -217,12 +217,14 @@ class SlackBotDestination:
         """``files_upload_v2``: files.getUploadURLExternal → upload POST →
         files.completeUploadExternal, into the thread of ``envelope.thread_ts``."""
         assert envelope.file is not None
-        target = self._channel_ids.get(channel) or channel
+        # Uploads need a channel id: the thread parent's (stored with its row, so it survives
+        # a restart), else one learned from this instance's posts, else the configured one.
+        target = envelope.thread_channel or self._channel_ids.get(channel) or channel
         if not _CHANNEL_ID.match(target):
-            # Uploads need a channel id; a name is resolved by the first post's answer.
             raise DeliveryError(
-                "slack files_upload_v2 needs the channel id; post a message first",
-                recoverable=True,
+                f"slack files_upload_v2 needs a channel id, not {target!r}: configure the id "
+                "or post into the channel first",
+                recoverable=False,
             )
         try:
             await self._client.files_upload_v2(
