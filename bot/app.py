@@ -20,6 +20,7 @@ from bot.deliver.slack import SlackConfig, SlackWebhookConfig
 from bot.deliver.smtp import EmailConfig
 from bot.engine import Engine, utcnow
 from bot.events import Category
+from bot.metrics import Metrics
 from bot.outbox import OutboxWorker
 from bot.pipeline import PipelineConfig
 from bot.render import Renderer
@@ -165,6 +166,7 @@ class Bot:
     destinations: Destinations
     worker: OutboxWorker
     engine: Engine
+    metrics: Metrics
 
     async def aclose(self) -> None:
         """Close the HTTP pool, the destinations and the database."""
@@ -212,6 +214,7 @@ def build_bot(
     )
     store = Store(":memory:" if dry_run else (state_path or settings.state.path))
     renderer = Renderer(settings.templates.dir, timezone=settings.schedule.timezone)
+    metrics = Metrics()
     worker = OutboxWorker(
         store,
         built.by_name,
@@ -219,6 +222,7 @@ def build_bot(
         alert_max_age=timedelta(minutes=settings.outbox.alert_max_age_minutes),
         max_backoff=settings.outbox.max_backoff_seconds,
         zone=settings.timezone,
+        metrics=metrics,
     )
     pipeline = PipelineConfig(
         rules={name: settings.rule_config(name) for name in RULES},
@@ -235,5 +239,6 @@ def build_bot(
         pipeline=pipeline,
         expires_at=expiry_for(settings, close_of),
         on_commit=worker.wake,
+        metrics=metrics,
     )
-    return Bot(settings, secrets, client, store, renderer, built, worker, engine)
+    return Bot(settings, secrets, client, store, renderer, built, worker, engine, metrics)

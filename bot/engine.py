@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,11 +21,21 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel
 
 from bot.api.client import FlashAlphaClient
+from bot.api.errors import (
+    ApiError,
+    AuthError,
+    BadRequest,
+    MalformedResponse,
+    QuotaExceeded,
+    SymbolNotFound,
+    TierRestricted,
+)
 from bot.api.models import DECISIONS, FLOW_DIRECTIONS, REGIMES, FlowAnomaly, FlowSummary
 from bot.api.sources import SOURCES, FetchArgs
 from bot.budget import sources_for
 from bot.events import Event
 from bot.health import SourceHealth
+from bot.metrics import Metrics
 from bot.pipeline import Lookups, PipelineConfig, run
 from bot.policy import Decision
 from bot.rules import DetectContext
@@ -84,6 +95,7 @@ class Engine:
         pipeline: PipelineConfig,
         expires_at: Callable[[str, datetime], datetime | None] = lambda session, now: None,
         on_commit: Callable[[], None] = lambda: None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
@@ -91,6 +103,7 @@ class Engine:
         self.pipeline = pipeline
         self.expires_at = expires_at
         self.on_commit = on_commit
+        self.metrics = metrics or Metrics()
         self.health = SourceHealth()
         self._cycle_lock = asyncio.Lock()
         self._running: set[asyncio.Task[object]] = set()
@@ -135,8 +148,14 @@ class Engine:
         return await self._cycle(now, jobs)
 
     async def _cycle(self, now: datetime, jobs: list[Job]) -> CycleReport:
+        job = "leaderboards" if jobs and not SOURCES[jobs[0].source].per_symbol else "symbols"
+        started = time.perf_counter()
         async with self.in_flight():
-            return await self._run_cycle(now, jobs)
+            report = await self._run_cycle(now, jobs)
+        self.metrics.poll_duration.labels(job).observe(time.perf_counter() - started)
+        remaining = self.client.rate_limit.remaining
+        self.metrics.quota_remaining.set(-1 if remaining is None else remaining)
+        return report
 
     @asynccontextmanager
     async def in_flight(self) -> AsyncIterator[None]:
@@ -173,9 +192,12 @@ class Engine:
                 if isinstance(result, asyncio.CancelledError):
                     raise result
                 report.failed += 1
+                self.metrics.requests.labels(job.source, _outcome(result)).inc()
                 self.health.failed(job.source, job.key, result, now)
                 continue
             report.fetched += 1
+            self.metrics.requests.labels(job.source, "ok").inc()
+            self.metrics.last_success.labels(job.source).set(now.timestamp())
             self.health.ok(job.source, job.key)
             self._note(job.source, job.key, result, now)
             fetched.append((job.key, result))
@@ -216,6 +238,8 @@ class Engine:
                 messages=result.messages,
             )
             self._market = current
+        for decision in result.decisions:
+            self.metrics.alerts.labels(decision.event.rule, decision.reason.value).inc()
         report.events = result.events
         report.alerts = [d for d in result.decisions if d.send]
         report.held = [d for d in result.decisions if not d.send]
@@ -257,6 +281,22 @@ class Engine:
         running = [t for t in self._running if t is not asyncio.current_task()]
         if running:
             await asyncio.gather(*running, return_exceptions=True)
+
+
+_OUTCOMES: tuple[tuple[type[BaseException], str], ...] = (
+    (AuthError, "auth"),
+    (TierRestricted, "tier"),
+    (SymbolNotFound, "not_found"),
+    (QuotaExceeded, "quota"),
+    (BadRequest, "bad_request"),
+    (MalformedResponse, "malformed"),
+    (ApiError, "unavailable"),
+)
+
+
+def _outcome(error: BaseException) -> str:
+    """The metrics label of a failed request."""
+    return next((name for kind, name in _OUTCOMES if isinstance(error, kind)), "error")
 
 
 def utcnow() -> datetime:

@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 from bot.deliver.base import AlertRef, DeliveryError, Destination, Envelope, FileUpload
 from bot.events import Category, Message
+from bot.metrics import Metrics
 from bot.store import PENDING, OutboxItem, Store
 
 __all__ = [
@@ -146,8 +147,10 @@ class OutboxWorker:
         alert_max_age: timedelta = timedelta(minutes=15),
         max_backoff: float = 60.0,
         zone: ZoneInfo | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics or Metrics()
         self.clock = clock
         self.alert_max_age = alert_max_age
         self.max_backoff = max_backoff
@@ -222,9 +225,25 @@ class OutboxWorker:
         lane.blocked_until = time.monotonic() + wait
         return wait
 
+    def observe_depth(self) -> None:
+        """Set the queue-depth gauges from the store (every destination, 0 when empty)."""
+        depth = self.store.outbox_depth()
+        now = self.clock()
+        for name in self._lanes:
+            count, oldest = depth.get(name, (0, None))
+            self.metrics.outbox_depth.labels(name).set(count)
+            age = (now - oldest).total_seconds() if oldest is not None else 0.0
+            self.metrics.outbox_oldest.labels(name).set(max(age, 0.0))
+
     async def _drain(self, lane: _Lane, *, interruptible: bool = False) -> int:
         """Send the lane's due rows in order until the queue is empty or a send fails
         (``interruptible``: or :meth:`stop` was called)."""
+        try:
+            return await self._drain_rows(lane, interruptible)
+        finally:
+            self.observe_depth()
+
+    async def _drain_rows(self, lane: _Lane, interruptible: bool) -> int:
         sent = 0
         while True:
             items = self.store.pending(lane.destination.name, limit=50)
@@ -245,11 +264,13 @@ class OutboxWorker:
         now = self.clock()
         if item.expires_at is not None and now >= item.expires_at:
             self.store.mark_expired(item.id)
+            self.metrics.deliveries.labels(destination.name, "expired").inc()
             log.warning("%s: %s expired undelivered", destination.name, item.dedupe_key)
             return 0
         if item.payload["type"] == "file" and not destination.capabilities.files:
             log.warning("%s cannot carry files: skipped %s", destination.name, item.dedupe_key)
             self.store.mark_sent(item.id, now=now, channel=None, ts=None, permalink=None)
+            self.metrics.deliveries.labels(destination.name, "skipped").inc()
             return 0
         thread_ts = thread_channel = None
         if item.thread_parent:
@@ -272,6 +293,7 @@ class OutboxWorker:
         except DeliveryError as exc:
             if not exc.recoverable:
                 self.store.mark_dead(item.id, error=str(exc))
+                self.metrics.deliveries.labels(destination.name, "dead").inc()
                 log.error(
                     "%s: %s failed permanently (%s): moved to the dead letters",
                     destination.name,
@@ -280,10 +302,12 @@ class OutboxWorker:
                 )
                 return 0
             self.store.mark_failed(item.id, error=str(exc))
+            self.metrics.deliveries.labels(destination.name, "failed").inc()
             wait = self._block(lane, exc.retry_after)
             log.warning("%s: delivery failed (%s); queue waits %.1f s", destination.name, exc, wait)
             return None
         lane.failures = 0
+        self.metrics.deliveries.labels(destination.name, "sent").inc()
         self.store.mark_sent(
             item.id,
             now=self.clock(),
