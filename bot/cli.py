@@ -10,7 +10,7 @@ import asyncio
 import sys
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -309,6 +309,128 @@ def outbox_purge(
     count = store.purge(datetime.now(UTC) - timedelta(**{units[unit]: int(amount)}))
     store.close()
     print(f"{count} row(s) purged")
+
+
+silence_app = typer.Typer(help="Mute matching alerts for a while (they are recorded, not sent).")
+app.add_typer(silence_app, name="silence")
+
+
+@silence_app.command("add")
+def silence_add(
+    for_: Annotated[str, typer.Option("--for", help="How long: 2h, 90m, 1d, 1h30m.")],
+    comment: Annotated[str, typer.Option("--comment", help="Why (shown in list and recap).")],
+    rule: Annotated[
+        list[str] | None, typer.Option("--rule", help="Rule name (repeatable).")
+    ] = None,
+    symbol: Annotated[
+        list[str] | None, typer.Option("--symbol", help="Symbol (repeatable).")
+    ] = None,
+    kind: Annotated[
+        list[str] | None, typer.Option("--kind", help="alert, follow_up, notice…")
+    ] = None,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="Board, e.g. zero_dte:heat.")
+    ] = None,
+    severity: Annotated[
+        list[str] | None, typer.Option("--severity", help="info, warning, critical.")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Silence alerts matching every key given (the same keys as routes) from now on; a
+    running bot applies it from its next tick. Prints the silence id."""
+    import getpass
+    from datetime import UTC, datetime
+
+    from bot.routes import RouteMatch
+    from bot.rules import RULES
+    from bot.silences import parse_duration
+
+    given = {"rule": rule, "symbol": symbol, "kind": kind, "source": source, "severity": severity}
+    try:
+        duration = parse_duration(for_)
+        match = RouteMatch.model_validate({k: v for k, v in given.items() if v})
+        unknown = sorted(set(match.rule or []) - set(RULES))
+        if unknown:
+            raise ValueError(f"--rule {unknown[0]!r}: known rules: {', '.join(RULES)}")
+    except ValueError as exc:
+        err.print(f"[red]silence not added:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    matchers = match.model_dump(exclude_none=True, mode="json")
+    if not matchers:
+        err.print(
+            "[red]silence not added:[/] give at least one of --rule, --symbol, --kind, "
+            "--source, --severity"
+        )
+        raise typer.Exit(2)
+    store = _store(config)
+    now = datetime.now(UTC)
+    silence_id = store.add_silence(
+        matchers,
+        starts_at=now,
+        ends_at=now + duration,
+        comment=comment,
+        created_by=getpass.getuser(),
+    )
+    store.close()
+    print(silence_id)
+
+
+def _matchers_text(matchers: dict[str, Any]) -> str:
+    """``rule=candidate symbol=IWM,SPY`` for a table cell."""
+    return " ".join(
+        f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in matchers.items()
+    )
+
+
+@silence_app.command("list")
+def silence_list(config: ConfigOpt = None) -> None:
+    """Silences in force or still to come (stored and standing ones from the config)."""
+    from datetime import UTC, datetime
+
+    from rich.table import Table
+
+    settings, _ = _load(config)
+    store = _store(config)
+    now = datetime.now(UTC)
+    table = Table("id", "matches", "until (New York)", "by", "comment")
+    zone = settings.timezone
+    for s in store.silences(now):
+        matches = _matchers_text(s.matchers)
+        table.add_row(
+            s.id,
+            escape(matches),
+            f"{s.ends_at.astimezone(zone):%Y-%m-%d %H:%M}",
+            escape(s.created_by),
+            escape(s.comment),
+        )
+    for i, standing in enumerate(settings.silences):
+        matches = _matchers_text(standing.match.model_dump(exclude_none=True, mode="json"))
+        table.add_row(
+            f"config:{i}",
+            escape(matches),
+            f"daily {standing.start:%H:%M}-{standing.end:%H:%M}",
+            "config",
+            escape(standing.comment),
+        )
+    store.close()
+    Console(width=160).print(table)
+
+
+@silence_app.command("expire")
+def silence_expire(
+    silence_id: Annotated[int, typer.Argument(help="Silence id (see `silence list`).")],
+    config: ConfigOpt = None,
+) -> None:
+    """End a silence now; a running bot alerts again from its next tick."""
+    from datetime import UTC, datetime
+
+    store = _store(config)
+    ended = store.expire_silence(silence_id, datetime.now(UTC))
+    store.close()
+    if not ended:
+        err.print(f"[red]no silence {silence_id} in force[/]")
+        raise typer.Exit(1)
+    print(f"silence {silence_id} expired")
 
 
 def main() -> None:

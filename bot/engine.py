@@ -41,6 +41,7 @@ from bot.policy import Decision
 from bot.rules import DetectContext
 from bot.rules.top_n import TopNConfig
 from bot.settings import Settings
+from bot.silences import active
 from bot.snapshot import MarketSnapshot, snapshot_from_models, snapshot_from_rows
 from bot.store import SnapshotRow, Store
 
@@ -229,6 +230,7 @@ class Engine:
                     parent_alerted=lambda key: self.store.has_alert(key, session),
                 ),
                 expires_at=self.expires_at(session, now),
+                silences=active(self.store.silences(now), self.settings.silences, now),
             )
             self.store.commit_cycle(
                 session=session,

@@ -165,7 +165,7 @@ class AlertRecord:
     ``channel`` / ``ts`` are Slack's answer to the post (``None`` for console or webhook
     delivery, where Slack returns no timestamp); ``permalink`` when Slack gave one.
     ``summary`` is the plain-text fallback of the message, for digest lists. ``outcome``:
-    ``sent``, ``pending``, ``expired``, ``dead`` (the recap counts expired alerts).
+    ``sent``, ``pending``, ``expired``, ``dead`` or ``silenced`` (the recap counts them).
     """
 
     id: int

@@ -23,10 +23,11 @@ from bot.deliver.base import AlertRef
 from bot.escape import finish, markdown_escape, slack_escape
 from bot.events import Category, Dialect, Event, Message, Severity
 from bot.outbox import message_payload
-from bot.policy import Decision, decide
+from bot.policy import Decision, Reason, decide
 from bot.render import Renderer
 from bot.routes import Batch, RootRoute, Routable, RouteConfig, Target, group, route
 from bot.rules import RULES, DetectContext, RuleConfig
+from bot.silences import Silence, matching
 from bot.snapshot import MarketSnapshot
 from bot.store import NewAlert, NewMessage
 
@@ -95,10 +96,11 @@ def run(
     config: PipelineConfig,
     lookups: Lookups,
     expires_at: datetime | None,
+    silences: Sequence[Silence] = (),
 ) -> TickResult:
-    """The whole pipeline for one tick, stage by stage."""
+    """The whole pipeline for one tick, stage by stage. ``silences``: those in force now."""
     events = detect(prev, curr, config.rules, ctx)
-    events = silence(events)
+    events, silenced = silence(events, silences, ctx.now)
     decisions = decide(
         events,
         now=ctx.now,
@@ -107,12 +109,17 @@ def run(
         parent_alerted=lookups.parent_alerted,
     )
     sent = [d for d in decisions if d.send]
+    decisions += silenced
     for d in decisions:
         if not d.send:
             log.info("held %s %s (%s)", d.event.kind, d.event.symbol, d.reason)
     batches = group(route_all([d.event for d in sent], config))
     alerts = [
         NewAlert(d.event, d.reason, _summary(config.renderer, d.event, d.reason)) for d in sent
+    ]
+    alerts += [  # recorded with the silence's id, never sent
+        NewAlert(d.event, d.reason, _summary(config.renderer, d.event, d.reason), d.silence_id)
+        for d in silenced
     ]
     reasons = {id(d.event): d.reason for d in sent}
     index = {id(d.event): i for i, d in enumerate(sent)}
@@ -139,9 +146,20 @@ def detect(
     return events
 
 
-def silence(events: list[Event]) -> list[Event]:
-    """Hold events an active silence matches. No silences exist yet: every event passes."""
-    return events
+def silence(
+    events: list[Event], silences: Sequence[Silence], now: datetime
+) -> tuple[list[Event], list[Decision]]:
+    """Split ``events`` into those no silence covers at ``now`` and, held, the rest: each a
+    :class:`Decision` with reason ``silenced`` and the covering silence's id."""
+    kept: list[Event] = []
+    held: list[Decision] = []
+    for event in events:
+        covering = matching(event, silences, now)
+        if covering is None:
+            kept.append(event)
+        else:
+            held.append(Decision(event, Reason.SILENCED, covering.id))
+    return kept, held
 
 
 def route_all(events: Sequence[Event], config: PipelineConfig) -> list[tuple[Event, Target]]:

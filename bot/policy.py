@@ -26,6 +26,7 @@ class Reason(StrEnum):
     IN_COOLDOWN = "in_cooldown"
     DUPLICATE = "duplicate_in_cycle"
     NO_PARENT = "no_parent_alert"
+    SILENCED = "silenced"
 
 
 SENDING = frozenset({Reason.FIRST, Reason.COOLDOWN_ELAPSED, Reason.FOLLOW_UP})
@@ -33,10 +34,12 @@ SENDING = frozenset({Reason.FIRST, Reason.COOLDOWN_ELAPSED, Reason.FOLLOW_UP})
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """An event and what policy made of it: ``send`` and the named ``reason``."""
+    """An event and what policy made of it: ``send`` and the named ``reason`` (with the
+    ``silence_id`` when a silence held it)."""
 
     event: Event
     reason: Reason
+    silence_id: str | None = None
 
     @property
     def send(self) -> bool:

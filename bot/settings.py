@@ -34,6 +34,7 @@ from bot.deliver import DESTINATIONS
 from bot.deliver.base import DestinationConfig
 from bot.routes import RootRoute, RouteConfig
 from bot.rules import RULES, RuleConfig
+from bot.silences import StandingSilence
 
 __all__ = ["PLAN_QUOTAS", "ConfigError", "Secrets", "Settings", "load_settings"]
 
@@ -231,6 +232,7 @@ class Settings(BaseSettings):
     destinations: list[Any] = Field(default_factory=list)
     route: RootRoute = RootRoute()
     routes: list[RouteConfig] = Field(default_factory=list)
+    silences: list[StandingSilence] = Field(default_factory=list)
     rules: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.events import AlertRecord, Event
+from bot.silences import Silence
 
 __all__ = [
     "DEAD",
@@ -50,7 +51,7 @@ CREATE TABLE IF NOT EXISTS alert (
     symbol TEXT NOT NULL, board TEXT, state TEXT NOT NULL, session TEXT NOT NULL,
     occurred_at TEXT NOT NULL, created_at TEXT NOT NULL, reason TEXT NOT NULL,
     summary TEXT NOT NULL, thread_parent TEXT, follow_up INTEGER NOT NULL DEFAULT 0,
-    severity TEXT, sent_at TEXT
+    severity TEXT, sent_at TEXT, silence_id TEXT
 );
 CREATE INDEX IF NOT EXISTS alert_key_state ON alert (alert_key, state, created_at);
 CREATE INDEX IF NOT EXISTS alert_session ON alert (session);
@@ -68,6 +69,10 @@ CREATE TABLE IF NOT EXISTS outbox_alert (
     PRIMARY KEY (outbox_id, alert_id)
 );
 CREATE INDEX IF NOT EXISTS outbox_alert_alert ON outbox_alert (alert_id);
+CREATE TABLE IF NOT EXISTS silence (
+    id INTEGER PRIMARY KEY, matchers TEXT NOT NULL, starts_at TEXT NOT NULL,
+    ends_at TEXT NOT NULL, comment TEXT NOT NULL, created_by TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS job_run (
     job TEXT NOT NULL, session TEXT NOT NULL, done_at TEXT NOT NULL, detail TEXT,
     PRIMARY KEY (job, session)
@@ -80,6 +85,7 @@ ALTER TABLE outbox RENAME TO outbox_v1;
 DROP INDEX IF EXISTS outbox_pending;
 ALTER TABLE alert ADD COLUMN severity TEXT;
 ALTER TABLE alert ADD COLUMN sent_at TEXT;
+ALTER TABLE alert ADD COLUMN silence_id TEXT;
 """
     + SCHEMA
     + """
@@ -129,12 +135,14 @@ class SnapshotRow:
 
 @dataclass(frozen=True, slots=True)
 class NewAlert:
-    """An alert to record in :meth:`Store.commit_cycle`: the event, the policy's reason and
-    the plain one-line ``summary`` (for the recap and digest lists)."""
+    """An alert to record in :meth:`Store.commit_cycle`: the event, the policy's reason, the
+    plain one-line ``summary`` (for the recap and digest lists) and, for a silenced event,
+    the ``silence_id`` that held it (then it gets no outbox row)."""
 
     event: Event
     reason: str
     summary: str
+    silence_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +284,8 @@ class Store:
                 cur = db.execute(
                     """INSERT INTO alert (alert_key, rule, kind, symbol, board, state, session,
                        occurred_at, created_at, reason, summary, thread_parent, follow_up,
-                       severity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       severity, silence_id)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     (
                         event.alert_key,
                         event.rule,
@@ -292,6 +301,7 @@ class Store:
                         event.thread_parent,
                         int(event.follow_up),
                         event.severity.value,
+                        alert.silence_id,
                     ),
                 )
                 ids.append(int(cur.lastrowid or 0))
@@ -380,7 +390,7 @@ class Store:
                 ts=r["ts"],
                 permalink=r["permalink"],
                 summary=r["summary"],
-                outcome=_outcome((r["states"] or "").split(",")),
+                outcome="silenced" if r["silence_id"] else _outcome((r["states"] or "").split(",")),
             )
             for r in rows
         ]
@@ -537,6 +547,53 @@ class Store:
         return self._db.execute(
             "DELETE FROM outbox WHERE state != ? AND created_at < ?", (PENDING, _iso(before))
         ).rowcount
+
+    # -- silences -------------------------------------------------------------------------------
+
+    def add_silence(
+        self,
+        matchers: dict[str, Any],
+        *,
+        starts_at: datetime,
+        ends_at: datetime,
+        comment: str,
+        created_by: str,
+    ) -> int:
+        """Store a silence (route match keys → values, UTC window); returns its id."""
+        cur = self._db.execute(
+            "INSERT INTO silence (matchers, starts_at, ends_at, comment, created_by) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (json.dumps(matchers), _iso(starts_at), _iso(ends_at), comment, created_by),
+        )
+        return int(cur.lastrowid or 0)
+
+    def silences(self, now: datetime | None = None) -> list[Silence]:
+        """Stored silences not over at ``now`` (UTC; every one when ``None``), oldest first."""
+        sql, args = "SELECT * FROM silence", []
+        if now is not None:
+            sql += " WHERE ends_at > ?"
+            args.append(_iso(now))
+        rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
+        return [
+            Silence(
+                id=str(r["id"]),
+                matchers=json.loads(r["matchers"]),
+                starts_at=datetime.fromisoformat(r["starts_at"]),
+                ends_at=datetime.fromisoformat(r["ends_at"]),
+                comment=r["comment"],
+                created_by=r["created_by"],
+            )
+            for r in rows
+        ]
+
+    def expire_silence(self, silence_id: int, now: datetime) -> bool:
+        """End silence ``silence_id`` at ``now`` (UTC). False when there is no such silence
+        still in force."""
+        cur = self._db.execute(
+            "UPDATE silence SET ends_at = ? WHERE id = ? AND ends_at > ?",
+            (_iso(now), silence_id, _iso(now)),
+        )
+        return cur.rowcount == 1
 
     # -- once-per-session jobs --------------------------------------------------------------------
 
