@@ -21,6 +21,7 @@ from bot.deliver.smtp import EmailConfig
 from bot.engine import Engine, utcnow
 from bot.events import Category
 from bot.metrics import Metrics
+from bot.notices import NOTICES
 from bot.outbox import OutboxWorker
 from bot.pipeline import PipelineConfig
 from bot.render import Renderer
@@ -126,7 +127,7 @@ def build_destinations(
             settings.routes,
             settings.route,
             [*names, digest.name],
-            {"rule": [*RULES, "notice"], "source": [*boards, *SOURCES]},
+            {"rule": [*RULES, *NOTICES], "source": [*boards, *SOURCES]},
         )
     except ValueError as exc:
         raise ConfigError(f"{settings.toml_path or 'environment'}: {exc}") from None

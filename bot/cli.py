@@ -341,17 +341,19 @@ def silence_add(
     import getpass
     from datetime import UTC, datetime
 
+    from bot.notices import NOTICES
     from bot.routes import RouteMatch
     from bot.rules import RULES
     from bot.silences import parse_duration
 
+    known = [*RULES, *NOTICES]
     given = {"rule": rule, "symbol": symbol, "kind": kind, "source": source, "severity": severity}
     try:
         duration = parse_duration(for_)
         match = RouteMatch.model_validate({k: v for k, v in given.items() if v})
-        unknown = sorted(set(match.rule or []) - set(RULES))
+        unknown = sorted(set(match.rule or []) - set(known))
         if unknown:
-            raise ValueError(f"--rule {unknown[0]!r}: known rules: {', '.join(RULES)}")
+            raise ValueError(f"--rule {unknown[0]!r}: known rules: {', '.join(known)}")
     except ValueError as exc:
         err.print(f"[red]silence not added:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None

@@ -33,11 +33,13 @@ from bot.api.errors import (
 from bot.api.models import DECISIONS, FLOW_DIRECTIONS, REGIMES, FlowAnomaly, FlowSummary
 from bot.api.sources import SOURCES, FetchArgs
 from bot.budget import sources_for
-from bot.events import Event
+from bot.events import Event, Severity
 from bot.health import SourceHealth
 from bot.metrics import Metrics
+from bot.notices import Condition, notices, source_conditions, stale_condition
 from bot.pipeline import Lookups, PipelineConfig, run
 from bot.policy import Decision
+from bot.render import duration
 from bot.rules import DetectContext
 from bot.rules.top_n import TopNConfig
 from bot.settings import Settings
@@ -110,6 +112,9 @@ class Engine:
         self._running: set[asyncio.Task[object]] = set()
         self._session: str | None = None
         self._market = MarketSnapshot()
+        self._conditions: dict[tuple[str, str], Condition] = {}
+        self._stale: dict[str, float] = {}  # symbol → seconds its flow feed lags
+        self._dead_seen = max((i.id for i in store.outbox("dead", limit=1)), default=0)
         symbol_sources, board_sources, skipped = sources_for(settings)
         self._symbol_sources = symbol_sources
         self._board_sources = board_sources
@@ -223,6 +228,7 @@ class Engine:
                 previous,
                 current,
                 DetectContext(now=now, watchlist=self.settings.watchlist.symbols),
+                notices=self._notices(now),
                 session=session,
                 config=self.pipeline,
                 lookups=Lookups(
@@ -249,6 +255,39 @@ class Engine:
             self.on_commit()
         return report
 
+    def _notices(self, now: datetime) -> list[Event]:
+        """Notice events for the bot's own conditions that opened or closed since last tick."""
+        health = self.health
+        conditions = source_conditions(
+            auth_failed=health.auth_failed,
+            disabled={s: (p, health.current_plan.get(s)) for s, p in health.disabled.items()},
+            failures=health.failures,
+            failing_after=self.settings.flashalpha.failing_after_polls,
+            paused_until=health.paused_until,
+            now=now,
+        )
+        stale = stale_condition(self._stale, self.settings.flashalpha.stale_after_seconds or 1e18)
+        if stale is not None:
+            conditions.append(stale)
+        dead = [i for i in self.store.outbox("dead", limit=100) if i.id > self._dead_seen]
+        if dead:
+            self._dead_seen = max(i.id for i in dead)
+            for destination in sorted({i.destination for i in dead}):
+                mine = [i for i in dead if i.destination == destination]
+                conditions.append(
+                    Condition(
+                        "dead_letters",
+                        destination,
+                        f"{len(mine)} message(s) to {destination} failed for good",
+                        f"{mine[0].last_error or 'permanent failure'}. Fix it, then "
+                        "`flowbot outbox retry --all`.",
+                        Severity.CRITICAL,
+                    )
+                )
+        events = notices(self._conditions, conditions, now)
+        self._conditions = {c.key: c for c in conditions}
+        return events
+
     def _previous(self, session: str) -> MarketSnapshot:
         """This session's last market: in memory, or from the store after a restart."""
         if self._session != session:
@@ -267,16 +306,15 @@ class Engine:
         feeds = getattr(model, "data_as_of", None)
         flow_feed = feeds.flow_feed if feeds is not None else None
         limit = self.settings.flashalpha.stale_after_seconds
-        if flow_feed is not None and limit and (now - flow_feed).total_seconds() > limit:
-            self.health.once(
-                logging.WARNING,
-                ("stale", source, key, flow_feed.isoformat()),
-                "%s %s: flow_feed last delivered %s, %d s behind: numbers are stale",
-                source,
-                key,
-                flow_feed.isoformat(),
-                int((now - flow_feed).total_seconds()),
-            )
+        if flow_feed is None or not SOURCES[source].per_symbol:
+            return
+        lag = (now - flow_feed).total_seconds()
+        if limit and lag > limit:
+            if key not in self._stale:
+                log.warning("%s: flow feed %s behind: numbers are stale", key, duration(lag))
+            self._stale[key] = lag
+        elif self._stale.pop(key, None) is not None:
+            log.info("%s: flow feed fresh again", key)
 
     async def settle(self) -> None:
         """Wait until every tick in flight has finished (for a clean shutdown)."""

@@ -55,6 +55,7 @@ class Event:
     - ``follow_up``: ``True`` for a thread reply that closes an earlier alert (not subject to
       the cooldown, and only sent when the parent was).
     - ``severity``: derived by the rule from its config thresholds (see each rule's module).
+    - ``notice``: ``True`` for a notice about the bot itself (:mod:`bot.notices`).
     """
 
     rule: str
@@ -67,10 +68,14 @@ class Event:
     thread_parent: str | None = None
     follow_up: bool = False
     severity: Severity = Severity.INFO
+    notice: bool = False
 
     @property
     def category(self) -> Category:
-        """``follow_up`` for a thread reply, else ``alert``: what routes match as ``kind``."""
+        """What routes match as ``kind``: ``notice`` for the bot's own notices (and their
+        recovered replies), else ``follow_up`` for a thread reply, else ``alert``."""
+        if self.notice:
+            return Category.NOTICE
         return Category.FOLLOW_UP if self.follow_up else Category.ALERT
 
     @property

@@ -30,9 +30,14 @@ class SourceHealth:
     """Per-run state of every source (``summary``, ``anomaly``, ``options_leaderboard``,
     ``zero_dte_leaderboard``) and symbol. Times are UTC."""
 
+    AUTH_RETRY = timedelta(minutes=10)
+    """After a 401 the key is tried again this long later (someone may have fixed it)."""
+
     def __init__(self) -> None:
         self.auth_failed = False
+        self.auth_retry_at: datetime | None = None
         self.disabled: dict[str, str] = {}  # source → required plan
+        self.current_plan: dict[str, str | None] = {}  # source → the key's plan (403 body)
         self.unknown_symbols: set[str] = set()
         self.paused_until: datetime | None = None
         self.failures: dict[tuple[str, str], int] = {}
@@ -45,16 +50,26 @@ class SourceHealth:
             log.log(level, message, *args)
 
     def may_request(self, source: str, now: datetime, symbol: str | None = None) -> bool:
-        """False when polling is stopped (401), paused (429), the source disabled (403) or
-        the symbol unknown (404)."""
-        if self.auth_failed or source in self.disabled:
+        """False when the key was rejected (401; one request is let through every
+        :attr:`AUTH_RETRY`), polling is paused (429), the source disabled (403) or the symbol
+        unknown (404)."""
+        if self.auth_failed:
+            if self.auth_retry_at is None or now < self.auth_retry_at:
+                return False
+            self.auth_retry_at = now + self.AUTH_RETRY  # this request is the retry
+        if source in self.disabled:
             return False
         if self.paused_until is not None and now < self.paused_until:
             return False
         return symbol is None or symbol not in self.unknown_symbols
 
     def ok(self, source: str, key: str) -> None:
-        """A successful response: clears the failure streak (and says it recovered)."""
+        """A successful response: clears the failure streak (and says it recovered); a key
+        that was rejected works again."""
+        if self.auth_failed:
+            self.auth_failed, self.auth_retry_at = False, None
+            self._said.discard(("auth",))
+            log.info("FlashAlpha accepts the API key again: polling resumed")
         if self.failures.pop((source, key), 0):
             log.info("%s %s: recovered", source, key)
             self._said.discard(("down", source, key))
@@ -63,15 +78,17 @@ class SourceHealth:
         """React to ``error`` from ``source`` for ``key`` (a symbol, metric or ``-``)."""
         if isinstance(error, AuthError):
             self.auth_failed = True
+            self.auth_retry_at = now + self.AUTH_RETRY
             self.once(
                 logging.ERROR,
                 ("auth",),
-                "FlashAlpha rejected the API key (HTTP 401): polling stopped. "
-                "Set FLASHALPHA_API_KEY to a valid key and restart.",
+                "FlashAlpha rejected the API key (HTTP 401): polling stopped, tried again "
+                "every 10 min. Set FLASHALPHA_API_KEY to a valid key.",
             )
         elif isinstance(error, TierRestricted):
             required = (error.required_plan or "a higher plan").strip()
             self.disabled[source] = required
+            self.current_plan[source] = error.current_plan
             self.once(
                 logging.WARNING,
                 ("tier", source),

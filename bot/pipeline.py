@@ -92,14 +92,17 @@ def run(
     curr: MarketSnapshot,
     ctx: DetectContext,
     *,
+    notices: Sequence[Event] = (),
     session: str,
     config: PipelineConfig,
     lookups: Lookups,
     expires_at: datetime | None,
     silences: Sequence[Silence] = (),
 ) -> TickResult:
-    """The whole pipeline for one tick, stage by stage. ``silences``: those in force now."""
-    events = detect(prev, curr, config.rules, ctx)
+    """The whole pipeline for one tick, stage by stage. ``notices``: the bot's own events of
+    this tick (:mod:`bot.notices`), which follow the rules' events; ``silences``: those in
+    force now."""
+    events = detect(prev, curr, config.rules, ctx) + list(notices)
     events, silenced = silence(events, silences, ctx.now)
     decisions = decide(
         events,

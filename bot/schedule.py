@@ -57,13 +57,13 @@ def build_scheduler(
 
     async def poll() -> None:
         now = clock()
-        if in_session(now) and not bot.engine.health.auth_failed:
+        if in_session(now):
             report = await bot.engine.poll_symbols(now)
             _log_report("poll", report)
 
     async def leaderboards() -> None:
         now = clock()
-        if in_session(now) and not bot.engine.health.auth_failed:
+        if in_session(now):
             report = await bot.engine.poll_leaderboards(now)
             _log_report("leaderboards", report)
 

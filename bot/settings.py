@@ -62,6 +62,7 @@ class FlashAlphaSettings(_Section):
     max_concurrency: int = Field(8, ge=1, le=64)
     retries: int = Field(2, ge=0, le=10)
     stale_after_seconds: int = Field(300, ge=0)
+    failing_after_polls: int = Field(3, ge=1)
 
     @field_validator("plan", mode="before")
     @classmethod
@@ -175,6 +176,31 @@ class OutboxSettings(_Section):
     max_backoff_seconds: float = Field(60.0, gt=0)
 
 
+def split_listen(text: str) -> tuple[str, int]:
+    """``"127.0.0.1:9464"`` / ``"[::1]:9464"`` → ``(host, port)``. Raises ``ValueError`` naming
+    the text when it is not ``host:port`` with a port 0-65535 (0: any free port, for tests)."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f'{text!r} is not host:port (e.g. "127.0.0.1:9464")')
+    return host, int(port)
+
+
+class HttpSettings(_Section):
+    """``[http]``: where ``/healthz``, ``/readyz``, ``/metrics`` and the status page listen
+    (``host:port``); an empty string turns the listener off. Nothing there is secret, but
+    keep it on 127.0.0.1 (or a private network) unless a proxy guards it."""
+
+    listen: str = "127.0.0.1:9464"
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        if value.strip() and split_listen(value)[1] == 0:
+            raise ValueError(f"{value!r}: the port must be 1-65535")
+        return value.strip()
+
+
 class Secrets(BaseSettings):
     """Secrets, read only from the environment or ``secrets_dir`` files, never from TOML.
 
@@ -229,6 +255,7 @@ class Settings(BaseSettings):
     digest: DigestSettings = DigestSettings()
     email: EmailSettings = EmailSettings()
     outbox: OutboxSettings = OutboxSettings()
+    http: HttpSettings = HttpSettings()
     destinations: list[Any] = Field(default_factory=list)
     route: RootRoute = RootRoute()
     routes: list[RouteConfig] = Field(default_factory=list)

@@ -192,7 +192,8 @@ async def test_malformed_responses_are_skipped_and_the_loop_goes_on(sandbox, sla
 
 
 async def test_growth_key_disables_leaderboards_and_keeps_symbols(sandbox, slack, tmp_path, caplog):
-    """A 403 tier_restricted disables that source once; summary/anomaly keep polling."""
+    """A 403 tier_restricted disables that source once, with one notice to the desk naming
+    the plan it needs; summary/anomaly keep polling."""
     bot = make_bot(sandbox, slack, tmp_path / "s.sqlite3", key="sandbox-growth", plan="alpha")
     await tick(bot, at(sandbox, "10:00"))
     before = sandbox.request_count("/v1/flow/options/leaderboard")
@@ -201,7 +202,10 @@ async def test_growth_key_disables_leaderboards_and_keeps_symbols(sandbox, slack
     assert sandbox.request_count("/v1/flow/options/leaderboard") == before == 1
     assert bot.engine.health.disabled["options_leaderboard"] == "Alpha"
     assert any("needs the Alpha plan" in r.getMessage() for r in caplog.records)
-    assert len(slack.posts) == 1
+    notice, flip = slack.posts  # the notice came with the first tick, the flip at 10:33
+    assert "Flowbot options_leaderboard needs the Alpha plan" in (notice.text or "")
+    assert "The key's plan is Growth" in str(notice.blocks)
+    assert "regime flip" in (flip.text or "")
 
 
 async def test_bad_key_stops_polling_and_unknown_symbol_is_dropped(
