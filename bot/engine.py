@@ -31,7 +31,9 @@ from bot.events import Event, SlackMessage
 from bot.health import SourceHealth
 from bot.policy import decide
 from bot.render import Renderer
-from bot.rules import RULES, DetectContext
+from bot.rules import RULES, DetectContext, Memory
+from bot.rules.memory import memory_from_rows, memory_rows
+from bot.rules.top_n import TopNConfig, rows_needed
 from bot.settings import Settings
 from bot.snapshot import MarketSnapshot, snapshot_from_models, snapshot_from_rows
 from bot.store import SnapshotRow, Store
@@ -86,6 +88,7 @@ class Engine:
         self._deliver_lock = asyncio.Lock()
         self._session: str | None = None
         self._market = MarketSnapshot()
+        self._memory: dict[str, Memory] = {}  # rule memory of this session (signal issue)
         symbol_sources, board_sources, skipped = sources_for(settings)
         self._symbol_sources = symbol_sources
         self._board_sources = board_sources
@@ -118,6 +121,8 @@ class Engine:
     async def poll_leaderboards(self, now: datetime) -> CycleReport:
         """Poll the options and 0DTE leaderboards the top_n rule watches."""
         top_n = self.settings.rule_config("top_n")
+        assert isinstance(top_n, TopNConfig)
+        options_rows, zero_dte_rows = rows_needed(top_n)  # N + margin, for the hysteresis
         jobs: list[tuple[str, str, Callable[[], Awaitable[BaseModel]]]] = []
         for source in self._board_sources:
             if source == "options_leaderboard":
@@ -126,7 +131,7 @@ class Engine:
                         source,
                         "-",
                         lambda: self.client.options_leaderboard(
-                            top_n.options_n, top_n.window_minutes
+                            options_rows, top_n.window_minutes
                         ),
                     )
                 )
@@ -136,7 +141,7 @@ class Engine:
                     (
                         "zero_dte_leaderboard",
                         metric,
-                        lambda m=metric: self.client.zero_dte_leaderboard(m, top_n.zero_dte_n),
+                        lambda m=metric: self.client.zero_dte_leaderboard(m, zero_dte_rows),
                     )
                 )
         return await self._cycle(now, jobs)
@@ -196,11 +201,20 @@ class Engine:
         async with self._cycle_lock:
             previous = self._previous(session)
             current = previous.merged(snapshot_from_models(fetched))
-            ctx = DetectContext(now=now, watchlist=self.settings.watchlist.symbols)
+            memory: dict[str, Memory] = {}
             for name, spec in RULES.items():
                 cfg = self.settings.rule_config(name)
                 if cfg.enabled:
-                    report.events += spec.detect(previous, current, cfg, ctx)
+                    # -- rule memory (signal issue): in from the last tick, out with the rows
+                    ctx = DetectContext(
+                        now=now,
+                        watchlist=self.settings.watchlist.symbols,
+                        memory=self._memory.get(name, {}),
+                    )
+                    detection = spec.detect(previous, current, cfg, ctx)
+                    report.events += detection.events
+                    memory[name] = detection.memory
+            rows += memory_rows(memory, session=session, now=now)
             decisions = decide(
                 report.events,
                 now=now,
@@ -226,6 +240,7 @@ class Engine:
                     )
             self.store.commit_cycle(session=session, now=now, snapshots=rows, alerts=queued)
             self._market = current
+            self._memory.update(memory)
         report.delivered = await self.deliver(now)
         return report
 
@@ -233,11 +248,22 @@ class Engine:
         """This session's last market: in memory, or from the store after a restart."""
         if self._session != session:
             self._session = session
-            self._market = snapshot_from_rows(self.store.snapshots(session))
+            stored = self.store.snapshots(session)
+            self._market = snapshot_from_rows(stored)
+            self._memory = memory_from_rows(stored)  # rule memory (signal issue)
         return self._market
 
     def _note(self, source: str, key: str, model: BaseModel, now: datetime) -> None:
         """Labels the API page does not list, and a stale flow feed, are said once."""
+        for nulled in getattr(model, "nulled_fields", ()):  # invalid optional → None (signal)
+            self.health.once(
+                logging.WARNING,
+                ("nulled", source, nulled.split(":", 1)[0]),
+                "%s %s: %s; read as null, the rest of the body is used",
+                source,
+                key,
+                nulled,
+            )
         if isinstance(model, FlowSummary):
             self.health.note_label("flow_direction", model.flow_direction, FLOW_DIRECTIONS)
         elif isinstance(model, FlowAnomaly):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from bot.rules import candidate, regime_flip, top_n
-from bot.rules.base import DetectContext, RuleConfig, RuleSpec
+from bot.rules.base import DetectContext, Detection, Memory, RuleConfig, RuleSpec
 
-__all__ = ["RULES", "DetectContext", "RuleConfig", "RuleSpec"]
+__all__ = ["RULES", "DetectContext", "Detection", "Memory", "RuleConfig", "RuleSpec"]
 
 RULES: dict[str, RuleSpec] = {
     spec.name: spec for spec in (regime_flip.SPEC, candidate.SPEC, top_n.SPEC)
