@@ -333,10 +333,21 @@ TOPN_SEQUENCES = [
         [],
     ),
     (
-        "two names swapping the lead every poll: once per name per cooldown",
+        "two names trading #1 by a hair every poll: no lead alert",
+        [ranked_board(BASE, {"A1": 5e7, "A2": 4.9e7})]
+        + [
+            ranked_board(["A2", "A1", *BASE[2:]] if i % 2 == 0 else BASE, {"A1": 5e7, "A2": 5.1e7})
+            for i in range(40)
+        ],
+        [],
+    ),
+    (
+        "two names clearly swapping the lead every poll: once per name per cooldown",
         [ranked_board(BASE)]
         + [
-            ranked_board(["A2", "A1", *BASE[2:]] if i % 2 == 0 else BASE, {"A1": 5e7, "A2": 5e7})
+            ranked_board(["A2", "A1", *BASE[2:]], {"A2": 6e7, "A1": 5e7})
+            if i % 2 == 0
+            else ranked_board(BASE, {"A1": 6e7, "A2": 5e7})
             for i in range(100)  # 50 minutes
         ],
         # A2 takes it at 0:30, A1 at 1:00; again only once 30 minutes have passed
@@ -344,7 +355,15 @@ TOPN_SEQUENCES = [
     ),
     (
         "a lead below the floor is not alerted",
-        [ranked_board(BASE, {s: 5e5 for s in BASE}), ranked_board(["A2", "A1", *BASE[2:]], {})],
+        [
+            ranked_board(BASE, {s: 5e5 for s in BASE}),
+            ranked_board(["A2", "A1", *BASE[2:]], {**{s: 5e5 for s in BASE}, "A2": 9e5}),
+        ],
+        [],
+    ),
+    (
+        "a clear lead above the floor is",
+        [ranked_board(BASE), ranked_board(["A2", "A1", *BASE[2:]], {"A2": 6e7})],
         [("leaderboard_lead", "A2")],
     ),
 ]
@@ -405,17 +424,17 @@ CANDIDATE_SEQUENCES = [
     ),
     (
         "out of candidate for rearm_minutes re-arms",
-        [(0, decided(72)), (1, decided(68)), (40, decided(72))],
+        [(0, decided(72)), (1, decided(68)), (70, decided(72))],
         ["candidate:bullish", "candidate:bullish"],
     ),
     (
         "back within rearm_minutes does not",
-        [(0, decided(72)), (1, decided(68)), (20, decided(72))],
+        [(0, decided(72)), (1, decided(68)), (50, decided(72))],
         ["candidate:bullish"],
     ),
     (
         "score below min_score - margin re-arms at once",
-        [(0, decided(72)), (1, decided(60)), (2, decided(72))],
+        [(0, decided(72)), (1, decided(59)), (2, decided(72))],
         ["candidate:bullish", "candidate:bullish"],
     ),
     (

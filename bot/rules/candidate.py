@@ -34,8 +34,8 @@ class CandidateConfig(RuleConfig):
 
     - ``min_score`` (default 70, 0..100); ``min_confidence`` a fraction 0..1 and
       ``min_data_quality`` 0..100 (0 = not required; when required, a missing value fails).
-    - ``rearm_minutes`` (default 30, ≥ 0): minutes a symbol must stop qualifying before it can
-      alert again; ``rearm_margin`` (default 5 score points, ≥ 0): a score under
+    - ``rearm_minutes`` (default 60, ≥ 0): minutes a symbol must stop qualifying before it can
+      alert again; ``rearm_margin`` (default 10 score points, ≥ 0): a score under
       ``min_score - rearm_margin`` re-arms at once.
     - ``hold_risk_severity`` (default unset = off; ``info`` / ``warning`` / ``critical``):
       hold candidates carrying a risk flag of that severity or above. A flag without a known
@@ -47,8 +47,8 @@ class CandidateConfig(RuleConfig):
     critical_score: float = Field(85.0, ge=0, le=100)
     min_confidence: float = Field(0.0, ge=0, le=1)
     min_data_quality: float = Field(0.0, ge=0, le=100)
-    rearm_minutes: float = Field(30.0, ge=0)
-    rearm_margin: float = Field(5.0, ge=0, le=100)
+    rearm_minutes: float = Field(60.0, ge=0)
+    rearm_margin: float = Field(10.0, ge=0, le=100)
     hold_risk_severity: Severity | None = None
 
 

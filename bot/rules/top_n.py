@@ -15,9 +15,11 @@ N, and ``leader``):
 - Floor: rows under the board's floor never alert (options: |net notional| under
   ``min_net_notional`` dollars; 0DTE: ``value`` under ``zero_dte_floor[metric]``). A small row
   still counts as in, so growing later inside the top N is no entry.
-- A new #1 (different from the remembered leader) above the floor raises a lead alert (instead
-  of its entry); the policy's cooldown keeps two names swapping the lead to one alert per
-  ``cooldown_minutes`` per name and board.
+- Lead: a new #1 replaces the remembered leader only when it is ahead of it (its value on
+  this board; #2's when it is gone) by ``lead_margin`` (a fraction); above the floor that
+  raises a lead alert (instead of its entry). Two names trading #1 by a hair raise nothing,
+  and the policy's cooldown keeps real swaps to one alert per ``cooldown_minutes`` per name
+  and board.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ class TopNConfig(RuleConfig):
       |net notional| never alert.
     - ``zero_dte_floor`` (metric → minimum ``value``; defaults :data:`ZERO_DTE_FLOORS`, keys
       given replace those defaults one by one): 0DTE rows under it never alert.
+    - ``lead_margin`` (default 0.10, a fraction 0..1): how far ahead of the remembered leader
+      a new #1 must be to count as a lead change (|net notional| or the metric's value).
     - ``alert_on_exit`` alerts when a symbol falls beyond N + margin; ``watchlist_only``
       limits alerts to watchlist symbols.
     - Severity: ``lead_severity`` (default ``warning``) for a new #1, ``entry_severity``
@@ -70,6 +74,7 @@ class TopNConfig(RuleConfig):
     margin: int = Field(3, ge=0, le=20)
     min_net_notional: float = Field(1_000_000.0, ge=0)
     zero_dte_floor: dict[str, float] = Field(default_factory=lambda: dict(ZERO_DTE_FLOORS))
+    lead_margin: float = Field(0.10, ge=0, le=1)
     alert_on_exit: bool = False
     watchlist_only: bool = False
     lead_severity: Severity = Severity.WARNING
@@ -130,6 +135,15 @@ class Board:
         if self.source == "options":
             return abs(row.net_notional) >= self.floor
         return self.floor <= 0 or (row.value is not None and row.value >= self.floor)
+
+    def size(self, symbol: str | None) -> float:
+        """The ranking value of ``symbol``'s row (|net notional| or the metric value); 0 when
+        absent."""
+        row = self.rows.get(symbol) if symbol is not None else None
+        if row is None:
+            return 0.0
+        value = abs(row.net_notional) if self.source == "options" else row.value
+        return float(value or 0.0)
 
 
 def boards(snapshot: MarketSnapshot, cfg: TopNConfig) -> dict[str, Board]:
@@ -243,8 +257,12 @@ def detect(
         was_in = set(state["in"])
         still_in = {s for s in was_in if board.ranks.get(s, math.inf) <= board.n + cfg.margin}
         entered = [s for s in board.ranked if s not in still_in]
-        leader = board.ranked[0] if board.ranked else None
+        top = board.ranked[0] if board.ranked else None
         old_leader = state.get("leader")
+        leader = top
+        if top is not None and top != old_leader and old_leader in board.rows:
+            ahead = board.size(top) >= board.size(old_leader) * (1 + cfg.lead_margin)
+            leader = top if ahead else old_leader  # a hair ahead is no lead change
         alerted = set(watch) if cfg.watchlist_only else None
 
         def shown(symbol: str, alerted: set[str] | None = alerted) -> bool:
@@ -260,7 +278,8 @@ def detect(
                     leader,
                     ctx.now,
                     cfg.lead_severity,
-                    previous_rank=old_rank.get(leader),
+                    # #1 by a hair before is no "was #1": say where it was when it was not
+                    previous_rank=old_rank.get(leader) if old_rank.get(leader) != 1 else None,
                     previous_leader=old_leader,
                 )
             )
