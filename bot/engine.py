@@ -130,9 +130,7 @@ class Engine:
                     (
                         source,
                         "-",
-                        lambda: self.client.options_leaderboard(
-                            options_rows, top_n.window_minutes
-                        ),
+                        lambda: self.client.options_leaderboard(options_rows, top_n.window_minutes),
                     )
                 )
             else:

@@ -399,7 +399,7 @@ class CumulativeFlow(_Enveloped):
     symbol: str
     minutes: int | None = None
     count: int | None = None
-    points: list[CumulativePoint] = Field(default_factory=list)
+    points: list[CumulativePoint]  # required: flow_inflection reads it
 
     _symbol = field_validator("symbol", mode="before")(_upper_symbol)
 
