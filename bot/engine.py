@@ -40,8 +40,9 @@ from bot.notices import Condition, notices, source_conditions, stale_condition
 from bot.pipeline import Lookups, PipelineConfig, run
 from bot.policy import Decision
 from bot.render import duration
-from bot.rules import DetectContext
-from bot.rules.top_n import TopNConfig
+from bot.rules import DetectContext, Memory
+from bot.rules.memory import memory_from_rows, memory_rows
+from bot.rules.top_n import TopNConfig, rows_needed
 from bot.settings import Settings
 from bot.silences import active
 from bot.snapshot import MarketSnapshot, snapshot_from_models, snapshot_from_rows
@@ -112,6 +113,7 @@ class Engine:
         self._running: set[asyncio.Task[object]] = set()
         self._session: str | None = None
         self._market = MarketSnapshot()
+        self._memory: dict[str, Memory] = {}  # each rule's memory this session
         self._conditions: dict[tuple[str, str], Condition] = {}
         self._stale: dict[str, float] = {}  # symbol → seconds its flow feed lags
         self._dead_seen = max((i.id for i in store.outbox("dead", limit=1)), default=0)
@@ -119,11 +121,12 @@ class Engine:
         self._symbol_sources = symbol_sources
         self._board_sources = board_sources
         top_n = settings.rule_config("top_n", TopNConfig)
+        options_rows, zero_dte_rows = rows_needed(top_n)  # N + margin, for the hysteresis
         self._args = FetchArgs(
             expiry=settings.watchlist.expiry,
-            options_n=top_n.options_n,
+            options_n=options_rows,
             window_minutes=top_n.window_minutes,
-            zero_dte_n=top_n.zero_dte_n,
+            zero_dte_n=zero_dte_rows,
         )
         for source in skipped:
             self.health.once(
@@ -227,7 +230,9 @@ class Engine:
             result = run(
                 previous,
                 current,
-                DetectContext(now=now, watchlist=self.settings.watchlist.symbols),
+                DetectContext(
+                    now=now, watchlist=self.settings.watchlist.symbols, memory=self._memory
+                ),
                 notices=self._notices(now),
                 session=session,
                 config=self.pipeline,
@@ -241,11 +246,12 @@ class Engine:
             self.store.commit_cycle(
                 session=session,
                 now=now,
-                snapshots=rows,
+                snapshots=rows + memory_rows(result.memory, session=session, now=now),
                 alerts=result.alerts,
                 messages=result.messages,
             )
             self._market = current
+            self._memory.update(result.memory)
         for decision in result.decisions:
             self.metrics.alerts.labels(decision.event.rule, decision.reason.value).inc()
         report.events = result.events
@@ -292,11 +298,23 @@ class Engine:
         """This session's last market: in memory, or from the store after a restart."""
         if self._session != session:
             self._session = session
-            self._market = snapshot_from_rows(self.store.snapshots(session))
+            stored = self.store.snapshots(session)
+            self._market = snapshot_from_rows(stored)
+            self._memory = memory_from_rows(stored)
         return self._market
 
     def _note(self, source: str, key: str, model: BaseModel, now: datetime) -> None:
-        """Labels the API page does not list, and a stale flow feed, are said once."""
+        """Labels the API page does not list, optional fields read as null, and a stale flow
+        feed, are said once."""
+        for nulled in getattr(model, "nulled_fields", ()):
+            self.health.once(
+                logging.WARNING,
+                ("nulled", source, nulled.split(":", 1)[0]),
+                "%s %s: %s; read as null, the rest of the body is used",
+                source,
+                key,
+                nulled,
+            )
         if isinstance(model, FlowSummary):
             self.health.note_label("flow_direction", model.flow_direction, FLOW_DIRECTIONS)
         elif isinstance(model, FlowAnomaly):

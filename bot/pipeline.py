@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +26,7 @@ from bot.outbox import message_payload
 from bot.policy import Decision, Reason, decide
 from bot.render import Renderer
 from bot.routes import Batch, RootRoute, Routable, RouteConfig, Target, group, route
-from bot.rules import RULES, DetectContext, RuleConfig
+from bot.rules import RULES, DetectContext, Memory, RuleConfig
 from bot.silences import Silence, matching
 from bot.snapshot import MarketSnapshot
 from bot.store import NewAlert, NewMessage
@@ -79,12 +79,14 @@ class PipelineConfig:
 @dataclass(frozen=True)
 class TickResult:
     """What one tick decided: every ``event`` raised, the policy ``decisions`` (sent and
-    held, with named reasons), the ``alerts`` to record and the outbox ``messages``."""
+    held, with named reasons), the ``alerts`` to record, the outbox ``messages`` and each
+    rule's new ``memory`` (stored with the tick's snapshots)."""
 
     events: list[Event] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
     alerts: list[NewAlert] = field(default_factory=list)
     messages: list[NewMessage] = field(default_factory=list)
+    memory: dict[str, Memory] = field(default_factory=dict)
 
 
 def run(
@@ -99,10 +101,11 @@ def run(
     expires_at: datetime | None,
     silences: Sequence[Silence] = (),
 ) -> TickResult:
-    """The whole pipeline for one tick, stage by stage. ``notices``: the bot's own events of
-    this tick (:mod:`bot.notices`), which follow the rules' events; ``silences``: those in
-    force now."""
-    events = detect(prev, curr, config.rules, ctx) + list(notices)
+    """The whole pipeline for one tick, stage by stage. ``ctx.memory`` holds every rule's
+    memory from the last tick (rule name → memory); ``notices``: the bot's own events of this
+    tick (:mod:`bot.notices`), which follow the rules' events; ``silences``: those in force."""
+    detected, memory = detect(prev, curr, config.rules, ctx)
+    events = detected + list(notices)
     events, silenced = silence(events, silences, ctx.now)
     decisions = decide(
         events,
@@ -130,7 +133,7 @@ def run(
         render(batch, config, reasons, index, session=session, now=ctx.now, expires_at=expires_at)
         for batch in batches
     ]
-    return TickResult(events, decisions, alerts, messages)
+    return TickResult(events, decisions, alerts, messages, memory)
 
 
 # ------------------------------------------------------------------------------------ stages
@@ -139,14 +142,20 @@ def detect(
     curr: MarketSnapshot,
     rules: Mapping[str, RuleConfig],
     ctx: DetectContext,
-) -> list[Event]:
-    """Every enabled rule's events for (``prev``, ``curr``), in registry order."""
+) -> tuple[list[Event], dict[str, Memory]]:
+    """Every enabled rule's events for (``prev``, ``curr``), in registry order, and each
+    rule's new memory. ``ctx.memory`` maps rule name → that rule's memory of the last tick;
+    each rule sees only its own."""
     events: list[Event] = []
+    memory: dict[str, Memory] = {}
     for name, spec in RULES.items():
         cfg = rules[name]
         if cfg.enabled:
-            events += spec.detect(prev, curr, cfg, ctx)
-    return events
+            own = replace(ctx, memory=ctx.memory.get(name, {}))
+            detection = spec.detect(prev, curr, cfg, own)
+            events += detection.events
+            memory[name] = detection.memory
+    return events, memory
 
 
 def silence(

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ValidationError
 
-from bot.api.models import FlowAnomaly, FlowSummary, OptionsLeaderboard, ZeroDteLeaderboard
+from bot.api.models import (
+    CumulativeFlow,
+    FlowAnomaly,
+    FlowSummary,
+    OptionsLeaderboard,
+    ZeroDteLeaderboard,
+)
 
 if TYPE_CHECKING:
     from bot.store import SnapshotRow
@@ -23,6 +29,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "anomaly": FlowAnomaly,
     "options_leaderboard": OptionsLeaderboard,
     "zero_dte_leaderboard": ZeroDteLeaderboard,
+    "cumulative": CumulativeFlow,
 }
 """The response model of each stored source (the store's ``source`` column)."""
 
@@ -35,6 +42,8 @@ class MarketSnapshot:
     - ``anomalies``: symbol → `/v1/strategies/flow-anomaly/{symbol}` response.
     - ``options_board``: `/v1/flow/options/leaderboard` response, or ``None`` before the first.
     - ``zero_dte``: metric (``heat``, ``pin_risk``…) → `/v1/flow/zero-dte/leaderboard` response.
+    - ``cumulative``: symbol → `/v1/flow/options/{symbol}/cumulative` response (rule
+      ``flow_inflection``; polled at its own cadence).
 
     A source that failed this cycle keeps its previous value, so rules see no change for it.
     """
@@ -43,6 +52,7 @@ class MarketSnapshot:
     anomalies: Mapping[str, FlowAnomaly] = field(default_factory=dict)
     options_board: OptionsLeaderboard | None = None
     zero_dte: Mapping[str, ZeroDteLeaderboard] = field(default_factory=dict)
+    cumulative: Mapping[str, CumulativeFlow] = field(default_factory=dict)
 
     def merged(self, newer: MarketSnapshot) -> MarketSnapshot:
         """This snapshot with every value ``newer`` has laid over it (keys it lacks stay)."""
@@ -52,16 +62,18 @@ class MarketSnapshot:
             anomalies={**self.anomalies, **newer.anomalies},
             options_board=newer.options_board or self.options_board,
             zero_dte={**self.zero_dte, **newer.zero_dte},
+            cumulative={**self.cumulative, **newer.cumulative},
         )
 
 
 def snapshot_from_models(items: Iterable[tuple[str, BaseModel]]) -> MarketSnapshot:
     """A snapshot of ``(key, model)`` pairs, placed by the model's type; a later pair replaces
-    an earlier one. ``key`` is the symbol of a summary / anomaly, the metric of a 0DTE board,
-    and ignored for the options board. Other models are ignored."""
+    an earlier one. ``key`` is the symbol of a summary / anomaly / cumulative flow, the metric
+    of a 0DTE board, and ignored for the options board. Other models are ignored."""
     summaries: dict[str, FlowSummary] = {}
     anomalies: dict[str, FlowAnomaly] = {}
     zero_dte: dict[str, ZeroDteLeaderboard] = {}
+    cumulative: dict[str, CumulativeFlow] = {}
     options_board: OptionsLeaderboard | None = None
     for key, model in items:
         if isinstance(model, FlowSummary):
@@ -72,7 +84,9 @@ def snapshot_from_models(items: Iterable[tuple[str, BaseModel]]) -> MarketSnapsh
             options_board = model
         elif isinstance(model, ZeroDteLeaderboard):
             zero_dte[key] = model
-    return MarketSnapshot(summaries, anomalies, options_board, zero_dte)
+        elif isinstance(model, CumulativeFlow):
+            cumulative[key] = model
+    return MarketSnapshot(summaries, anomalies, options_board, zero_dte, cumulative)
 
 
 def snapshot_from_rows(rows: Iterable[SnapshotRow]) -> MarketSnapshot:

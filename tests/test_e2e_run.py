@@ -234,10 +234,11 @@ def test_run_posts_exactly_the_scripted_alerts_across_restart_outage_and_slack_f
         slack.wait_for_posts(3, timeout=DEADLINE)
         _wait_polls(sb)
         _wait_boards(sb)
+        # The end is told once amplifying held two polls (min_hold_polls), so after NVDA.
         assert kinds(slack.posts) == [
             ("regime_flip", "SPY"),
-            ("regime_flip_ended", "SPY"),
             ("candidate", "NVDA"),
+            ("regime_flip_ended", "SPY"),
         ]
 
         # 12:01:30: IWM flipped at 12:01 but the summary endpoint answers 502 until 12:03.
@@ -273,12 +274,12 @@ def test_run_posts_exactly_the_scripted_alerts_across_restart_outage_and_slack_f
     posts = slack.posts
     assert kinds(posts) == [
         ("regime_flip", "SPY"),
-        ("regime_flip_ended", "SPY"),
         ("candidate", "NVDA"),
+        ("regime_flip_ended", "SPY"),
         ("regime_flip", "IWM"),
         ("leaderboard_entry", "AMD"),
     ]
-    assert [p.thread_ts for p in posts] == [None, spy_ts, None, None, None]
+    assert [p.thread_ts for p in posts] == [None, None, spy_ts, None, None]
     assert {p.channel for p in posts} == {"#e2e"}
     assert all(p.blocks for p in posts)
     statuses = [c.status for c in slack.calls_to("chat.postMessage")]

@@ -118,9 +118,12 @@ async def test_flip_alerts_once_survives_restart_and_follows_up_in_thread(sandbo
     await tick(restarted, at(sandbox, "10:40"))
     assert len(slack.posts) == 1, "a restart must not repeat an alert already sent"
     await tick(restarted, at(sandbox, "10:51"))
+    assert len(slack.posts) == 1, "the end is told once the new label held min_hold_polls (2)"
+    await tick(restarted, at(sandbox, "10:52"))
     await restarted.aclose()
     assert len(slack.posts) == 2
     assert slack.posts[1].thread_ts == flip_ts
+    assert "lasted 18 min" in texts(slack)[1]  # 10:33 (first seen) → 10:51 (first seen over)
 
 
 async def test_transition_while_down_is_alerted_after_restart(sandbox, slack, tmp_path):

@@ -21,6 +21,7 @@ from jinja2 import TemplateSyntaxError, UndefinedError
 from slack_sdk.models.blocks import Block
 
 from bot.api.models import (
+    CumulativeFlow,
     FlowAnomaly,
     FlowSummary,
     LeaderboardRow,
@@ -129,6 +130,7 @@ def golden_cases() -> dict[str, tuple[Event, str | None]]:
         thread_parent="regime_flip:-:SPY",
         follow_up=True,
     )
+    cumulative = CumulativeFlow.model_validate(payload("options-cumulative.SPY.json"))
     minimal = FlowAnomaly.model_validate(
         {"strategy": "flow_anomaly", "symbol": "TSLA", "decision": "watch", "score": 55}
     )
@@ -158,6 +160,91 @@ def golden_cases() -> dict[str, tuple[Event, str | None]]:
             "state_changed",
         ),
         "candidate_minimal": (candidate_event(minimal), None),
+        "candidate_rated_flags": (
+            candidate_event(
+                anomaly(
+                    risk_flags=[
+                        {"code": "earnings_within_expiry", "severity": "high", "message": "Jun 10"},
+                        {"code": "wide_spreads", "severity": "medium"},
+                        "thin_oi",
+                    ]
+                )
+            ),
+            "first_notification",
+        ),
+        "regime_flip_again": (
+            Event(
+                "regime_flip",
+                "regime_flip_again",
+                "SPY",
+                "again:x",
+                T0,
+                {
+                    "summary": summary(
+                        flow_direction="regime_flip", live_gex=-1.1e9, flow_gex_pct_shift=-1.35
+                    ),
+                    "previous": "amplifying",
+                    "ended_at": T0 - timedelta(minutes=4),
+                },
+                thread_parent="regime_flip:-:SPY",
+                follow_up=True,
+            ),
+            "follow_up",
+        ),
+        "gex_shift": (
+            Event(
+                "gex_shift",
+                "gex_shift",
+                "SPY",
+                "beyond:up",
+                T0,
+                {
+                    "summary": summary(flow_gex_pct_shift=0.31),
+                    "threshold": 0.25,
+                    "previous": "calm",
+                },
+            ),
+            "first_notification",
+        ),
+        "gex_shift_no_baseline": (
+            Event(
+                "gex_shift",
+                "gex_shift",
+                "IWM",
+                "no_baseline",
+                T0,
+                {"summary": iwm, "threshold": 0.25, "previous": "calm"},
+            ),
+            None,
+        ),
+        "flow_inflection": (
+            Event(
+                "flow_inflection",
+                "flow_inflection",
+                "SPY",
+                "inflection:bearish",
+                T0,
+                {"flow": cumulative, "cumulative": -480.0, "at": T0, "was_side": "bullish"},
+            ),
+            "first_notification",
+        ),
+        "flow_inflection_drift": (
+            Event(
+                "flow_inflection",
+                "flow_inflection",
+                "SPY",
+                "drift:bullish",
+                T0,
+                {
+                    "flow": cumulative,
+                    "cumulative": 3490.0,
+                    "at": T0,
+                    "typical": 1820.0,
+                    "multiple": 31.4,
+                },
+            ),
+            None,
+        ),
         "leaderboard_entry_options": (
             board_event("leaderboard_entry", "NVDA", rank=3),
             "first_notification",

@@ -1,9 +1,20 @@
 """Typed, drift-tolerant models of the FlashAlpha responses the bot polls.
 
-Every model ignores unknown fields, accepts missing optional fields and ``null``s, and keeps
-labels (``flow_direction``, ``decision``, ``regime``, ``metric``) as plain text, so a value the
-bot has never seen is carried through to the alert instead of failing validation. The sets of
-documented labels live here so callers can tell a known label from a new one (and log it once).
+Every model ignores unknown fields and keeps labels (``flow_direction``, ``decision``,
+``regime``, ``metric``) as plain text, so a label the bot has never seen is carried through to
+the alert instead of failing validation. The sets of documented labels live here so callers can
+tell a known label from a new one (and log it once).
+
+Drift has two outcomes, never a third:
+
+- A field a rule depends on (``flow_direction``, ``decision``, the leaderboards' ``buyers`` /
+  ``sellers`` / ``entries``, a row's ``symbol`` / ``netNotional``, an entry's ``rank``) that
+  is missing, ``null`` or of the wrong type fails validation: the client raises
+  ``MalformedResponse`` and the engine keeps the previous snapshot. A renamed key therefore never
+  parses as an empty board or an "unknown" state a rule would compare against.
+- An *optional* field with an invalid value (``"flow_gex_pct_shift": "n/a"``) becomes its default
+  (``None``, or ``[]`` for lists) and is listed in :attr:`nulled_fields`; the rest of the body is
+  used.
 """
 
 from __future__ import annotations
@@ -11,7 +22,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "DECISIONS",
@@ -28,6 +48,9 @@ __all__ = [
     "FlowSummary",
     "LeaderboardRow",
     "OptionsLeaderboard",
+    "RiskFlag",
+    "StrikeFlow",
+    "StrikeFlowBar",
     "ZeroDteEntry",
     "ZeroDteLeaderboard",
 ]
@@ -46,9 +69,50 @@ ZERO_DTE_METRICS = ("heat", "pin_risk", "abs_flow", "charm_intensity")
 
 
 class _Model(BaseModel):
-    """Base: frozen, ignores unknown fields, tolerant of drift."""
+    """Base: frozen, ignores unknown fields; an invalid optional field becomes its default."""
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    _nulled: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _null_invalid_optionals(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # Retry once without the optional fields that failed; a required one re-raises.
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            if not isinstance(data, dict):
+                raise
+            keys = {}
+            for name, info in cls.model_fields.items():
+                if not info.is_required():
+                    keys[name] = name
+                    if info.alias:
+                        keys[info.alias] = name
+            bad: dict[str, str] = {}
+            for error in exc.errors():
+                top = error["loc"][0] if error["loc"] else None
+                if not isinstance(top, str) or top not in keys:
+                    raise
+                bad.setdefault(top, f"{'.'.join(map(str, error['loc']))}: {error['msg']}")
+            model = handler({k: v for k, v in data.items() if k not in bad})
+            model._nulled = tuple(bad.values())
+            return model
+
+    @property
+    def nulled_fields(self) -> tuple[str, ...]:
+        """Optional fields (as ``path: reason``) whose invalid value was replaced by the default
+        (``None`` / ``[]``), this model's and its nested models'. Empty for a clean body."""
+        out = list(self._nulled)
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            items = value if isinstance(value, list) else [value]
+            for i, item in enumerate(items):
+                if isinstance(item, _Model):
+                    where = f"{name}.{i}" if isinstance(value, list) else name
+                    out += [f"{where}.{text}" for text in item.nulled_fields]
+        return tuple(out)
 
 
 def _upper_symbol(value: Any) -> Any:
@@ -93,8 +157,8 @@ class FlowSummary(_Enveloped):
     as_of: datetime | None = None
     underlying_price: float | None = None
     expiry: str | None = None
-    # Required: the one field the bot polls this endpoint for. Missing → malformed → skipped,
-    # so a broken body never stands in for the last good label.
+    # Required: the one field the bot polls this endpoint for. Missing or null → malformed →
+    # skipped, so a broken body never stands in for the last good label.
     flow_direction: str
     intraday_oi_delta: float | None = None
     contracts_with_flow: int | None = None
@@ -107,8 +171,8 @@ class FlowSummary(_Enveloped):
     @field_validator("flow_direction", mode="before")
     @classmethod
     def _label_text(cls, value: Any) -> Any:
-        # A null label is not a crash: it becomes "unknown" text like any other new label.
-        return "unknown" if value is None else str(value)
+        # A new label is text; null stays null and fails (required), like a missing key.
+        return value if value is None or isinstance(value, (dict, list)) else str(value)
 
 
 class AnomalyLeg(_Model):
@@ -150,6 +214,55 @@ class DataQuality(_Model):
     warnings: list[str] = Field(default_factory=list)
 
 
+RISK_SEVERITIES: dict[str, str] = {
+    "info": "info",
+    "low": "info",
+    "warning": "warning",
+    "warn": "warning",
+    "medium": "warning",
+    "moderate": "warning",
+    "critical": "critical",
+    "high": "critical",
+    "severe": "critical",
+}
+"""Severity words a risk flag may carry → the bot's ``info`` / ``warning`` / ``critical``."""
+
+
+class RiskFlag(_Model):
+    """One entry of the envelope's ``risk_flags[]``. The API page documents only ``[]``; a flag
+    arrives as plain text (``"no_session_flow"``) or as an object such as
+    ``{"code": "wide_spreads", "severity": "high", "message": "..."}`` (``flag`` / ``name`` /
+    ``id`` are read as ``code``, ``level`` as ``severity``). ``severity`` is kept as text;
+    :attr:`level` maps it to ``info`` / ``warning`` / ``critical`` (``None`` when unrated or
+    unknown)."""
+
+    code: str
+    severity: str | None = None
+    message: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text_or_object(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"code": value}
+        if isinstance(value, dict):
+            out = dict(value)
+            for alias in ("flag", "name", "id", "type"):
+                if "code" not in out and out.get(alias) is not None:
+                    out["code"] = out[alias]
+            if "severity" not in out and "level" in out:
+                out["severity"] = out["level"]
+            if isinstance(out.get("code"), (int, float)):
+                out["code"] = str(out["code"])
+            return out
+        return {"code": str(value)}
+
+    @property
+    def level(self) -> str | None:
+        """``info`` / ``warning`` / ``critical`` from :data:`RISK_SEVERITIES`, else ``None``."""
+        return RISK_SEVERITIES.get((self.severity or "").strip().lower())
+
+
 class FlowAnomaly(_Model):
     """`GET /v1/strategies/flow-anomaly/{symbol}`: the uniform strategy decision envelope.
 
@@ -162,13 +275,13 @@ class FlowAnomaly(_Model):
     strategy: str | None = None
     symbol: str
     timestamp: datetime | None = None
-    decision: str  # required by the envelope, like strategy, symbol and score
+    decision: str  # required by the envelope; missing or null → malformed → skipped
     score: float | None = None
     confidence: float | None = None
     regime: str | None = None
     best_structures: list[AnomalyStructure] = Field(default_factory=list)
     metrics: dict[str, Any] = Field(default_factory=dict)
-    risk_flags: list[str] = Field(default_factory=list)
+    risk_flags: list[RiskFlag] = Field(default_factory=list)
     why: list[str] = Field(default_factory=list)
     avoid_if: list[str] = Field(default_factory=list)
     data_quality: DataQuality | None = None
@@ -180,15 +293,20 @@ class FlowAnomaly(_Model):
     @field_validator("decision", mode="before")
     @classmethod
     def _label_text(cls, value: Any) -> Any:
-        return "unknown" if value is None else str(value)
+        return value if value is None or isinstance(value, (dict, list)) else str(value)
 
-    @field_validator("risk_flags", "why", "avoid_if", mode="before")
+    @field_validator("why", "avoid_if", mode="before")
     @classmethod
     def _text_list(cls, value: Any) -> Any:
         # null lists arrive from older servers; non-string items stay readable as text.
         if value is None:
             return []
         return [str(v) for v in value] if isinstance(value, list) else value
+
+    @field_validator("risk_flags", mode="before")
+    @classmethod
+    def _flag_list(cls, value: Any) -> Any:
+        return [] if value is None else value
 
     @property
     def bias(self) -> str | None:
@@ -218,7 +336,7 @@ class LeaderboardRow(_Model):
 
     symbol: str
     net_volume: float | None = Field(default=None, alias="netVolume")
-    net_notional: float = Field(default=0.0, alias="netNotional")
+    net_notional: float = Field(alias="netNotional")  # the ranking: required
     buy_volume: float | None = Field(default=None, alias="buyVolume")
     sell_volume: float | None = Field(default=None, alias="sellVolume")
     avg_premium: float | None = Field(default=None, alias="avgPremium")
@@ -238,8 +356,9 @@ class OptionsLeaderboard(_Enveloped):
     generated_utc: datetime | None = Field(default=None, alias="generatedUtc")
     n: int | None = None
     window_minutes: int | None = Field(default=None, alias="windowMinutes")
-    buyers: list[LeaderboardRow] = Field(default_factory=list)
-    sellers: list[LeaderboardRow] = Field(default_factory=list)
+    # Required (an empty list is a real, empty side): a renamed key must not read as empty.
+    buyers: list[LeaderboardRow]
+    sellers: list[LeaderboardRow]
 
 
 class ZeroDteEntry(_Model):
@@ -259,7 +378,7 @@ class ZeroDteLeaderboard(_Enveloped):
     n: int | None = None
     as_of: datetime | None = None
     market_open: bool | None = None
-    entries: list[ZeroDteEntry] = Field(default_factory=list)
+    entries: list[ZeroDteEntry]  # required, like the options board's sides
 
 
 class CumulativePoint(_Model):
@@ -280,6 +399,35 @@ class CumulativeFlow(_Enveloped):
     symbol: str
     minutes: int | None = None
     count: int | None = None
-    points: list[CumulativePoint] = Field(default_factory=list)
+    points: list[CumulativePoint]  # required: flow_inflection reads it
+
+    _symbol = field_validator("symbol", mode="before")(_upper_symbol)
+
+
+class StrikeFlowBar(_Model):
+    """One bar of strike flow: ``t`` (UTC bar start), ``spot`` (dollars), and per strike of the
+    grid (index-aligned) ``signed_delta_dollars`` (> 0 = bullish-delta aggressor flow),
+    ``signed_gamma_dollars`` (dollars) and ``contracts``."""
+
+    t: datetime | None = None
+    spot: float | None = None
+    signed_delta_dollars: list[float | None]
+    signed_gamma_dollars: list[float | None] = Field(default_factory=list)
+    contracts: list[float | None] = Field(default_factory=list)
+
+
+class StrikeFlow(_Enveloped):
+    """`GET /v1/flow/zero-dte/strike-flow/{symbol}?bar=1m&minutes=N` (Alpha): 0DTE per-strike
+    signed aggressor flow per bar. ``strikes_grid`` are strike prices; no 0DTE data → empty
+    ``strikes_grid`` and ``bars`` (a 200). ``underlying_price`` dollars, ``as_of`` UTC."""
+
+    symbol: str
+    underlying_price: float | None = None
+    expiration: str | None = None
+    bar_size: str | None = None
+    as_of: datetime | None = None
+    tier_used: str | None = None
+    strikes_grid: list[float]
+    bars: list[StrikeFlowBar]
 
     _symbol = field_validator("symbol", mode="before")(_upper_symbol)

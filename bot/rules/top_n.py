@@ -3,11 +3,28 @@
 Sources: `/v1/flow/options/leaderboard` (``buyers[]`` and ``sellers[]``, ranked by
 |netNotional|, dollars) and `/v1/flow/zero-dte/leaderboard` for each configured ``metric``
 (``entries[]`` ranked by ``value``). The first board seen in a session is the baseline: no
-alerts for it. Leaving the top N is alerted only with ``alert_on_exit``.
+alerts for it.
+
+Noise control (memory per board, survives a restart: ``in``, the symbols counted as in the top
+N, and ``leader``):
+
+- Hysteresis: a symbol is *in* from the board that shows it in the top N until it falls beyond
+  ``N + margin`` (or off the fetched rows). Only a symbol that was not in raises an entry, so
+  one oscillating between #N and #N+1 alerts once; leaving (``alert_on_exit``) is alerted when
+  it falls beyond ``N + margin``. The engine must fetch ``N + margin`` rows: :func:`rows_needed`.
+- Floor: rows under the board's floor never alert (options: |net notional| under
+  ``min_net_notional`` dollars; 0DTE: ``value`` under ``zero_dte_floor[metric]``). A small row
+  still counts as in, so growing later inside the top N is no entry.
+- Lead: a new #1 replaces the remembered leader only when it is ahead of it (its value on
+  this board; #2's when it is gone) by ``lead_margin`` (a fraction); above the floor that
+  raises a lead alert (instead of its entry). Two names trading #1 by a hair raise nothing,
+  and the policy's cooldown keeps real swaps to one alert per ``cooldown_minutes`` per name
+  and board.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,23 +33,48 @@ from pydantic import Field, field_validator
 
 from bot.api.models import ZERO_DTE_METRICS
 from bot.events import Event, Severity
-from bot.rules.base import DetectContext, RuleConfig, RuleSpec
+from bot.rules.base import DetectContext, Detection, RuleConfig, RuleSpec
 from bot.snapshot import MarketSnapshot
+
+ZERO_DTE_FLOORS: dict[str, float] = {
+    "heat": 10.0,
+    "pin_risk": 80.0,
+    "abs_flow": 0.0,
+    "charm_intensity": 0.0,
+}
+"""Default 0DTE floors: ``heat`` (hedge flow / net GEX, unitless) 10, ``pin_risk`` (0..100) 80,
+``abs_flow`` (dollars, latest bar) and ``charm_intensity`` (dollars per hour) none (0)."""
 
 
 class TopNConfig(RuleConfig):
-    """``[rules.top_n]``: ``options_n`` rows per side of the options board (1..50) over
-    ``window_minutes`` (1..10080); ``zero_dte_metrics`` (heat, pin_risk, abs_flow,
-    charm_intensity) each watched to ``zero_dte_n`` (1..100); ``alert_on_exit`` alerts when a
-    symbol leaves the top N; ``watchlist_only`` limits alerts to watchlist symbols.
-    Severity: ``lead_severity`` (default ``warning``) for a new #1, ``entry_severity``
-    (default ``info``) for an entry or an exit."""
+    """``[rules.top_n]``:
+
+    - ``options_n`` rows per side of the options board (1..50, default 5) over
+      ``window_minutes`` (1..10080, default 240); ``zero_dte_metrics`` (heat, pin_risk,
+      abs_flow, charm_intensity; default heat) each watched to ``zero_dte_n`` (1..100,
+      default 5).
+    - ``margin`` (default 3, 0..20): hysteresis in ranks; a symbol is out only beyond N + margin.
+    - ``min_net_notional`` (default 1,000,000 dollars, ≥ 0): options rows with a smaller
+      |net notional| never alert.
+    - ``zero_dte_floor`` (metric → minimum ``value``; defaults :data:`ZERO_DTE_FLOORS`, keys
+      given replace those defaults one by one): 0DTE rows under it never alert.
+    - ``lead_margin`` (default 0.10, a fraction 0..1): how far ahead of the remembered leader
+      a new #1 must be to count as a lead change (|net notional| or the metric's value).
+    - ``alert_on_exit`` alerts when a symbol falls beyond N + margin; ``watchlist_only``
+      limits alerts to watchlist symbols.
+    - Severity: ``lead_severity`` (default ``warning``) for a new #1, ``entry_severity``
+      (default ``info``) for an entry or an exit.
+    """
 
     options_leaderboard: bool = True
     options_n: int = Field(5, ge=1, le=50)
     window_minutes: int = Field(240, ge=1, le=10080)
     zero_dte_metrics: list[str] = Field(default_factory=lambda: ["heat"])
     zero_dte_n: int = Field(5, ge=1, le=100)
+    margin: int = Field(3, ge=0, le=20)
+    min_net_notional: float = Field(1_000_000.0, ge=0)
+    zero_dte_floor: dict[str, float] = Field(default_factory=lambda: dict(ZERO_DTE_FLOORS))
+    lead_margin: float = Field(0.10, ge=0, le=1)
     alert_on_exit: bool = False
     watchlist_only: bool = False
     lead_severity: Severity = Severity.WARNING
@@ -48,11 +90,30 @@ class TopNConfig(RuleConfig):
                 )
         return list(dict.fromkeys(value))
 
+    @field_validator("zero_dte_floor")
+    @classmethod
+    def _known_floor_metrics(cls, value: dict[str, float]) -> dict[str, float]:
+        for metric in value:
+            if metric not in ZERO_DTE_METRICS:
+                raise ValueError(
+                    f"unknown metric {metric!r}; known metrics: {', '.join(ZERO_DTE_METRICS)}"
+                )
+        return {**ZERO_DTE_FLOORS, **value}
+
+
+def rows_needed(cfg: TopNConfig) -> tuple[int, int]:
+    """``(options n, 0DTE n)`` to request so ranks down to N + margin are known: the ``n``
+    the engine passes to ``options_leaderboard`` (API max 50) and ``zero_dte_leaderboard``
+    (API max 100)."""
+    return min(cfg.options_n + cfg.margin, 50), min(cfg.zero_dte_n + cfg.margin, 100)
+
 
 @dataclass(frozen=True, slots=True)
 class Board:
     """One ranked list: ``name`` (``options:buyers``, ``zero_dte:heat``…), a title for people,
-    ``ranked`` symbols best first (top N only), the row per symbol, and its UTC ``as_of``."""
+    ``ranked`` symbols best first (top N only), ``ranks`` symbol → 1-based rank of every
+    fetched row (down to N + margin), the row per symbol, its UTC ``as_of``, and ``floor``
+    (the minimum |net notional| in dollars, or the metric's minimum value)."""
 
     name: str
     title: str
@@ -61,18 +122,38 @@ class Board:
     metric: str | None
     n: int
     ranked: tuple[str, ...]
+    ranks: dict[str, int]
     rows: dict[str, Any]
     as_of: datetime | None
+    floor: float
+
+    def big_enough(self, symbol: str) -> bool:
+        """True when ``symbol``'s row reaches the board's floor (a missing value does not)."""
+        row = self.rows.get(symbol)
+        if row is None:
+            return False
+        if self.source == "options":
+            return abs(row.net_notional) >= self.floor
+        return self.floor <= 0 or (row.value is not None and row.value >= self.floor)
+
+    def size(self, symbol: str | None) -> float:
+        """The ranking value of ``symbol``'s row (|net notional| or the metric value); 0 when
+        absent."""
+        row = self.rows.get(symbol) if symbol is not None else None
+        if row is None:
+            return 0.0
+        value = abs(row.net_notional) if self.source == "options" else row.value
+        return float(value or 0.0)
 
 
 def boards(snapshot: MarketSnapshot, cfg: TopNConfig) -> dict[str, Board]:
-    """The boards ``cfg`` watches that ``snapshot`` holds, cut to their top N."""
+    """The boards ``cfg`` watches that ``snapshot`` holds (every fetched row kept)."""
     out: dict[str, Board] = {}
     board = snapshot.options_board
     if cfg.options_leaderboard and board is not None:
         window = board.window_minutes or cfg.window_minutes
         for side, rows in (("buyers", board.buyers), ("sellers", board.sellers)):
-            top = rows[: cfg.options_n]
+            ordered = sorted(rows, key=lambda r: -abs(r.net_notional))
             out[f"options:{side}"] = Board(
                 name=f"options:{side}",
                 title=f"Options flow · top {side} ({window} min)",
@@ -80,15 +161,17 @@ def boards(snapshot: MarketSnapshot, cfg: TopNConfig) -> dict[str, Board]:
                 side=side,
                 metric=None,
                 n=cfg.options_n,
-                ranked=tuple(r.symbol for r in top),
-                rows={r.symbol: r for r in top},
+                ranked=tuple(r.symbol for r in ordered[: cfg.options_n]),
+                ranks=_ranks(r.symbol for r in ordered),
+                rows={r.symbol: r for r in ordered},
                 as_of=board.generated_utc,
+                floor=cfg.min_net_notional,
             )
     for metric in cfg.zero_dte_metrics:
         zboard = snapshot.zero_dte.get(metric)
         if zboard is None:
             continue
-        top = sorted(zboard.entries, key=lambda e: e.rank)[: cfg.zero_dte_n]
+        ordered_entries = sorted(zboard.entries, key=lambda e: e.rank)
         out[f"zero_dte:{metric}"] = Board(
             name=f"zero_dte:{metric}",
             title=f"0DTE · {metric}",
@@ -96,10 +179,19 @@ def boards(snapshot: MarketSnapshot, cfg: TopNConfig) -> dict[str, Board]:
             side=None,
             metric=metric,
             n=cfg.zero_dte_n,
-            ranked=tuple(e.symbol for e in top),
-            rows={e.symbol: e for e in top},
+            ranked=tuple(e.symbol for e in ordered_entries[: cfg.zero_dte_n]),
+            ranks=_ranks(e.symbol for e in ordered_entries),
+            rows={e.symbol: e for e in ordered_entries},
             as_of=zboard.as_of,
+            floor=cfg.zero_dte_floor.get(metric, 0.0),
         )
+    return out
+
+
+def _ranks(symbols: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for symbol in symbols:
+        out.setdefault(symbol, len(out) + 1)
     return out
 
 
@@ -139,60 +231,82 @@ def _event(
     )
 
 
+def _baseline(board: Board) -> dict[str, Any]:
+    return {"in": sorted(board.ranked), "leader": board.ranked[0] if board.ranked else None}
+
+
 def detect(
     prev: MarketSnapshot, curr: MarketSnapshot, cfg: RuleConfig, ctx: DetectContext
-) -> list[Event]:
-    """Entries, new leaders and (optionally) exits on every watched board against ``prev``."""
+) -> Detection:
+    """Entries, new leaders and (optionally) exits on every watched board, with hysteresis and
+    floors (see the module docstring); the per-board memory updated."""
     assert isinstance(cfg, TopNConfig)
     before_boards = boards(prev, cfg)
     watch = set(ctx.watchlist)
     events: list[Event] = []
-    for name, now_board in boards(curr, cfg).items():
+    memory: dict[str, Any] = dict(ctx.memory)
+    for name, board in boards(curr, cfg).items():
         before = before_boards.get(name)
-        if before is None:
-            continue  # the first board of the session is the baseline
-        old_rank = {s: i + 1 for i, s in enumerate(before.ranked)}
-        leader = now_board.ranked[0] if now_board.ranked else None
-        old_leader = before.ranked[0] if before.ranked else None
-        for symbol in now_board.ranked:
-            if cfg.watchlist_only and symbol not in watch:
+        state = memory.get(name)
+        if state is None:
+            if before is None:
+                memory[name] = _baseline(board)  # the first board of the session
                 continue
-            if symbol == leader and leader != old_leader:
-                events.append(
-                    _event(
-                        "leaderboard_lead",
-                        "lead",
-                        now_board,
-                        symbol,
-                        ctx.now,
-                        cfg.lead_severity,
-                        previous_rank=old_rank.get(symbol),
-                        previous_leader=old_leader,
-                    )
+            state = _baseline(before)  # a board met without memory (upgrade): prev is the base
+        old_rank = before.ranks if before is not None else {}
+        was_in = set(state["in"])
+        still_in = {s for s in was_in if board.ranks.get(s, math.inf) <= board.n + cfg.margin}
+        entered = [s for s in board.ranked if s not in still_in]
+        top = board.ranked[0] if board.ranked else None
+        old_leader = state.get("leader")
+        leader = top
+        if top is not None and top != old_leader and old_leader in board.rows:
+            ahead = board.size(top) >= board.size(old_leader) * (1 + cfg.lead_margin)
+            leader = top if ahead else old_leader  # a hair ahead is no lead change
+        alerted = set(watch) if cfg.watchlist_only else None
+
+        def shown(symbol: str, alerted: set[str] | None = alerted) -> bool:
+            return alerted is None or symbol in alerted
+
+        lead = leader is not None and leader != old_leader and board.big_enough(leader)
+        if lead and leader is not None and shown(leader):
+            events.append(
+                _event(
+                    "leaderboard_lead",
+                    "lead",
+                    board,
+                    leader,
+                    ctx.now,
+                    cfg.lead_severity,
+                    # #1 by a hair before is no "was #1": say where it was when it was not
+                    previous_rank=old_rank.get(leader) if old_rank.get(leader) != 1 else None,
+                    previous_leader=old_leader,
                 )
-            elif symbol not in old_rank:
-                events.append(
-                    _event(
-                        "leaderboard_entry", "top", now_board, symbol, ctx.now, cfg.entry_severity
-                    )
-                )
-        if cfg.alert_on_exit:
-            for symbol in before.ranked:
-                if symbol in now_board.ranked or (cfg.watchlist_only and symbol not in watch):
+            )
+        for symbol in entered:
+            if (lead and symbol == leader) or not board.big_enough(symbol) or not shown(symbol):
+                continue
+            events.append(
+                _event("leaderboard_entry", "top", board, symbol, ctx.now, cfg.entry_severity)
+            )
+        if cfg.alert_on_exit and before is not None:
+            for symbol in sorted(was_in - still_in, key=lambda s: old_rank.get(s, math.inf)):
+                if not shown(symbol):
                     continue
                 events.append(
                     _event(
                         "leaderboard_exit",
                         "exit",
-                        now_board,
+                        board,
                         symbol,
                         ctx.now,
                         cfg.entry_severity,
-                        previous_rank=old_rank[symbol],
+                        previous_rank=old_rank.get(symbol),
                         row=before.rows.get(symbol),
                     )
                 )
-    return events
+        memory[name] = {"in": sorted(still_in | set(entered)), "leader": leader}
+    return Detection(events, memory)
 
 
 SPEC = RuleSpec(
