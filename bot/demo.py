@@ -27,7 +27,10 @@ from bot.sim import Sandbox
 __all__ = ["DEMO_WATCHLIST", "run_demo"]
 
 DEMO_WATCHLIST = ["SPY", "QQQ", "IWM", "NVDA", "TSLA", "AMD"]
-STEP = timedelta(seconds=30)  # the API's cache period: polling faster sees nothing new
+STEP = timedelta(seconds=30)
+CUMULATIVE_EVERY = timedelta(
+    minutes=5
+)  # flow_inflection's default cadence  # the API's cache period: polling faster sees nothing new
 
 
 def run_demo(out_dir: Path, pace: float = 0.0, console: Console | None = None) -> int:
@@ -73,6 +76,8 @@ async def _demo(out_dir: Path, pace: float, console: Console) -> int:
                 sandbox.clock.set(now)
                 await bot.engine.poll_symbols(now)
                 await bot.engine.poll_leaderboards(now)
+                if (now - session.open_utc) % CUMULATIVE_EVERY == timedelta(0):
+                    await bot.engine.poll_cumulative(now)
                 await bot.worker.flush()
                 now += STEP
                 if pace > 0:

@@ -41,9 +41,10 @@ from bot.pipeline import Lookups, PipelineConfig, run
 from bot.policy import Decision
 from bot.render import duration
 from bot.rules import DetectContext, Memory
+from bot.rules.flow_inflection import FlowInflectionConfig
 from bot.rules.memory import memory_from_rows, memory_rows
 from bot.rules.top_n import TopNConfig, rows_needed
-from bot.settings import Settings
+from bot.settings import Settings, plan_allows
 from bot.silences import active
 from bot.snapshot import MarketSnapshot, snapshot_from_models, snapshot_from_rows
 from bot.store import SnapshotRow, Store
@@ -122,12 +123,18 @@ class Engine:
         self._board_sources = board_sources
         top_n = settings.rule_config("top_n", TopNConfig)
         options_rows, zero_dte_rows = rows_needed(top_n)  # N + margin, for the hysteresis
+        inflection = settings.rule_config("flow_inflection", FlowInflectionConfig)
         self._args = FetchArgs(
             expiry=settings.watchlist.expiry,
             options_n=options_rows,
             window_minutes=top_n.window_minutes,
             zero_dte_n=zero_dte_rows,
+            cumulative_minutes=inflection.window_minutes,
         )
+        self.polls_cumulative = inflection.enabled and plan_allows(
+            settings.flashalpha.plan, SOURCES["cumulative"].plan
+        )
+        """True when the flow_inflection rule is on and the plan serves `/cumulative`."""
         for source in skipped:
             self.health.once(
                 logging.WARNING,
@@ -156,8 +163,21 @@ class Engine:
         ]
         return await self._cycle(now, jobs)
 
+    async def poll_cumulative(self, now: datetime) -> CycleReport:
+        """Poll each watchlist symbol's cumulative net flow (the flow_inflection rule's source,
+        on that rule's ``cadence_minutes``); nothing when :attr:`polls_cumulative` is off."""
+        if not self.polls_cumulative:
+            return CycleReport()
+        jobs = [Job("cumulative", symbol) for symbol in self.settings.watchlist.symbols]
+        return await self._cycle(now, jobs)
+
     async def _cycle(self, now: datetime, jobs: list[Job]) -> CycleReport:
-        job = "leaderboards" if jobs and not SOURCES[jobs[0].source].per_symbol else "symbols"
+        first = jobs[0].source if jobs else "summary"
+        job = (
+            first
+            if first == "cumulative"
+            else ("symbols" if SOURCES[first].per_symbol else "leaderboards")
+        )
         started = time.perf_counter()
         async with self.in_flight():
             report = await self._run_cycle(now, jobs)

@@ -22,6 +22,7 @@ from bot.budget import Budget
 from bot.calendar import TradingCalendar
 from bot.engine import utcnow
 from bot.reports import due_reports
+from bot.rules.flow_inflection import FlowInflectionConfig
 
 __all__ = ["build_scheduler", "run_forever"]
 
@@ -67,6 +68,11 @@ def build_scheduler(
             report = await bot.engine.poll_leaderboards(now)
             _log_report("leaderboards", report)
 
+    async def cumulative() -> None:
+        now = clock()
+        if in_session(now):
+            _log_report("cumulative", await bot.engine.poll_cumulative(now))
+
     async def session_close() -> None:
         async with bot.engine.in_flight():  # a stop waits for a recap being sent
             await due_reports(bot, calendar, clock())
@@ -82,6 +88,14 @@ def build_scheduler(
             leaderboards,
             IntervalTrigger(seconds=budget.leaderboard_seconds, timezone=tz),
             id="leaderboards",
+            next_run_time=clock(),
+        )
+    if bot.engine.polls_cumulative:
+        minutes = bot.settings.rule_config("flow_inflection", FlowInflectionConfig).cadence_minutes
+        scheduler.add_job(
+            cumulative,
+            IntervalTrigger(minutes=minutes, timezone=tz),
+            id="cumulative",
             next_run_time=clock(),
         )
     scheduler.add_job(

@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from bot.api.models import FlowAnomaly, FlowSummary, OptionsLeaderboard, ZeroDteLeaderboard
+from bot.api.models import (
+    CumulativeFlow,
+    FlowAnomaly,
+    FlowSummary,
+    OptionsLeaderboard,
+    ZeroDteLeaderboard,
+)
 
 if TYPE_CHECKING:
     from bot.api.client import FlashAlphaClient
@@ -25,12 +31,13 @@ __all__ = ["SOURCES", "FetchArgs", "Source"]
 class FetchArgs:
     """What a fetch may need from the config: the watchlist ``expiry`` (``yyyy-MM-dd`` or
     ``None``), the options board's ``options_n`` rows per side over ``window_minutes``, and
-    ``zero_dte_n`` rows per 0DTE board."""
+    ``zero_dte_n`` rows per 0DTE board, and ``cumulative_minutes`` of per-minute flow."""
 
     expiry: str | None = None
     options_n: int = 10
     window_minutes: int = 240
     zero_dte_n: int = 20
+    cumulative_minutes: int = 390
 
 
 Fetch = Callable[["FlashAlphaClient", str, FetchArgs], Awaitable[BaseModel]]
@@ -65,6 +72,10 @@ async def _zero_dte_board(client: FlashAlphaClient, key: str, args: FetchArgs) -
     return await client.zero_dte_leaderboard(key, args.zero_dte_n)
 
 
+async def _cumulative(client: FlashAlphaClient, key: str, args: FetchArgs) -> Any:
+    return await client.cumulative(key, args.cumulative_minutes)
+
+
 SOURCES: dict[str, Source] = {
     s.name: s
     for s in (
@@ -72,7 +83,9 @@ SOURCES: dict[str, Source] = {
         Source("anomaly", FlowAnomaly, "growth", True, _anomaly),
         Source("options_leaderboard", OptionsLeaderboard, "alpha", False, _options_board),
         Source("zero_dte_leaderboard", ZeroDteLeaderboard, "alpha", False, _zero_dte_board),
+        Source("cumulative", CumulativeFlow, "alpha", True, _cumulative),
     )
 }
 """Every polled source by name (`/v1/flow/summary`, `/v1/strategies/flow-anomaly`,
-`/v1/flow/options/leaderboard`, `/v1/flow/zero-dte/leaderboard`)."""
+`/v1/flow/options/leaderboard`, `/v1/flow/zero-dte/leaderboard`,
+`/v1/flow/options/{symbol}/cumulative` for the flow_inflection rule, on its own cadence)."""
