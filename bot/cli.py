@@ -124,11 +124,18 @@ def demo(
     speed: Annotated[
         float, typer.Option(help="Simulated seconds per real second (the session's pace).")
     ] = 0.0,
-    out: Annotated[Path, typer.Option(help="Where the demo writes its state and files.")] = Path(
-        "demo-output"
-    ),
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Where the demo writes its files: a new or empty directory, or one an earlier "
+            "demo made (marked by a .flowbot-demo file, and cleared). Others are refused."
+        ),
+    ] = Path("demo-output"),
 ) -> None:
-    """Run the bot against the built-in sandbox over one simulated session: no key, no Slack."""
+    """Run the bot against the built-in sandbox over one simulated session: no key, no Slack.
+
+    Reads no config file, no FLOWBOT_* variable and no secret: exported live credentials
+    are never used."""
     from bot.demo import run_demo
 
     raise typer.Exit(run_demo(out_dir=out, pace=speed))
