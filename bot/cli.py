@@ -178,6 +178,13 @@ def demo(
 
     Reads no config file, no FLOWBOT_* variable and no secret: exported live credentials
     are never used."""
+    from bot.sim import SimUnavailable, require_sim
+
+    try:
+        require_sim()
+    except SimUnavailable as exc:
+        err.print(f"[bold red]demo:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
     from bot.demo import run_demo
 
     raise typer.Exit(run_demo(out_dir=out, pace=speed))

@@ -129,3 +129,40 @@ def test_cli_blames_a_bad_variable_not_the_file(tmp_path):
     assert done.returncode == 2
     assert "FLOWBOT_SCHEDULE__POLL_SECONDS: [schedule.poll_seconds]" in done.stderr
     assert str(path) not in done.stderr
+
+
+WITHOUT_SIM = """
+import sys
+sys.modules["starlette"] = None  # as in the production image, which has no `sim` extra
+sys.modules["uvicorn"] = None
+sys.argv = ["flowbot", *sys.argv[1:]]
+from bot.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("command", [["demo", "--out", "out"], ["sim", "--port", "0"]])
+def test_sandbox_commands_without_the_sim_extra_say_what_to_install(tmp_path, command):
+    """Without starlette/uvicorn, `demo` and `sim` exit 2 naming `flowbot[sim]`, create
+    nothing, and the rest of the CLI still loads."""
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_SIM, *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'flowbot[sim]'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []
+    version = subprocess.run(
+        [sys.executable, "-c", WITHOUT_SIM, "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
+    assert version.returncode == 0 and version.stdout.startswith("flowbot ")
