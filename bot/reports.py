@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from bot.api.errors import ApiError
@@ -26,6 +27,7 @@ from bot.deliver.email import (
     EmailError,
     EmailSender,
     build_digest_message,
+    digest_subject,
     write_digest_files,
 )
 from bot.recap import Recap, build_recap
@@ -37,16 +39,22 @@ __all__ = ["DigestResult", "build_session_recap", "due_reports", "send_digest", 
 log = logging.getLogger("flowbot.reports")
 
 
-async def build_session_recap(bot: Bot, session: Session) -> tuple[Recap, bytes | None]:
+async def build_session_recap(
+    bot: Bot, session: Session, sessions: Sequence[Session] = ()
+) -> tuple[Recap, bytes | None]:
     """The :class:`Recap` of ``session`` from stored history, and the chart PNG (``None``
-    when the chart is off, the plan lacks the Alpha cumulative endpoint, or no data came)."""
+    when the chart is off, the plan lacks the Alpha cumulative endpoint, or no data came).
+    ``sessions`` (a weekly digest): every session covered, their alerts included; the boards,
+    the watchlist and the chart are ``session``'s."""
     settings = bot.settings
     day = session.date.isoformat()
     market = snapshot_from_rows(bot.store.snapshots_as_of(day, until=session.close_utc))
     top_n = settings.rule_config("top_n")
+    days = sorted({day, *(s.date.isoformat() for s in sessions)})
     recap = build_recap(
         session,
-        alerts=bot.store.alerts(day),
+        sessions=sessions,
+        alerts=[a for d in days for a in bot.store.alerts(d)],
         summaries=dict(market.summaries),
         anomalies=dict(market.anomalies),
         options_board=market.options_board,
@@ -130,14 +138,20 @@ class DigestResult:
 
 
 async def send_digest(
-    bot: Bot, session: Session, now: datetime, *, dry_run: bool = False
+    bot: Bot,
+    session: Session,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    sessions: Sequence[Session] = (),
 ) -> DigestResult:
-    """Build the digest of ``session`` and send it by SMTP, or, with no ``[email] host`` (or
-    ``dry_run``), write it as ``.eml`` + ``.html`` into ``[email] outbox_dir``.
+    """Build the digest of ``session`` (with ``sessions``: one digest covering all of them,
+    e.g. the week) and send it by SMTP, or, with no ``[email] host`` (or ``dry_run``), write
+    it as ``.eml`` + ``.html`` into ``[email] outbox_dir``.
 
     Raises :class:`EmailError` when SMTP fails after its retries (the caller logs it)."""
     settings = bot.settings
-    recap, chart = await build_session_recap(bot, session)
+    recap, chart = await build_session_recap(bot, session, sessions)
     text, html = bot.renderer.email("digest", recap=recap, chart_src=CHART_SRC if chart else None)
     recipients = settings.email.recipients or ["desk@localhost"]
     msg = build_digest_message(
@@ -147,13 +161,12 @@ async def send_digest(
         chart_png=chart,
         sender=settings.email.sender,
         recipients=recipients,
-        subject=f"Flowbot digest {session.date.isoformat()}: {recap.alert_count} alert(s)",
+        subject=digest_subject(recap),
         date=now,
     )
     if dry_run or not settings.email.host:
-        files = write_digest_files(
-            msg, html, settings.email.outbox_dir, f"digest-{session.date.isoformat()}"
-        )
+        stem = f"digest-{'week-' if recap.multi_session else ''}{session.date.isoformat()}"
+        files = write_digest_files(msg, html, settings.email.outbox_dir, stem)
         return DigestResult(False, files)
     password = bot.secrets.smtp_password.get_secret_value() if bot.secrets.smtp_password else None
     sender = EmailSender(
@@ -190,8 +203,12 @@ async def due_reports(bot: Bot, calendar: TradingCalendar, now: datetime) -> Non
             return
         if now < calendar.digest_time(session, settings.digest.at):
             return
+        week: list[Session] = []
+        if settings.digest.weekly_on:
+            monday = session.date - timedelta(days=session.date.weekday())
+            week = calendar.sessions_between(monday, session.date)
         try:
-            result = await send_digest(bot, session, now)
+            result = await send_digest(bot, session, now, sessions=week)
         except EmailError as exc:
             if exc.permanent:
                 # A refused login or recipient will not fix itself, and retrying a bad

@@ -3,6 +3,7 @@ real aiosmtpd server on 127.0.0.1, failures as EmailError, and the outbox files.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -69,7 +70,9 @@ def test_message_layout():
     assert image["Content-ID"] == f"<{CHART_CONTENT_ID}>"
     assert image.get_content_disposition() == "inline"
     assert f'src="cid:{CHART_CONTENT_ID}"' in html_part.get_content()
-    assert msg["Subject"] == "Flowbot recap Fri 27 Nov 2026: 4 alerts"
+    assert msg["Subject"] == (
+        f"Flowbot Fri 27 Nov 2026: 1 flip (SPY) · 2 candidates (QQQ held, {EVIL} held) · 11 alerts"
+    )
 
 
 def test_without_chart_no_image():
@@ -80,11 +83,14 @@ def test_without_chart_no_image():
 
 
 def test_css_is_inlined():
-    """The HTML part has its CSS inlined into style attributes and no <style> block left."""
+    """The HTML part has its CSS inlined into style attributes; only the @media rules (narrow
+    screens, dark mode), which cannot be inlined, stay in a <style> block."""
     msg, _ = digest()
     html = msg.get_body(("html",)).get_content()
-    assert "<style" not in html
     assert 'style="' in html and "border-collapse: collapse" in html
+    (kept,) = re.findall(r"<style>(.*?)</style>", html, re.S)
+    assert kept.lstrip().startswith("@media") and "prefers-color-scheme: dark" in kept
+    assert "border-collapse" not in kept
 
 
 def test_no_recipients_is_rejected():

@@ -30,10 +30,13 @@ def chart_png() -> bytes:
     """A real chart PNG for the sample session (two symbols)."""
     s = black_friday()
     flows = {
-        sym: CumulativeFlow(symbol=sym, points=[
-            {"ts": s.open_utc + timedelta(minutes=m), "netVolume": sign * (m % 7)}
-            for m in range(0, s.minutes, 5)
-        ])
+        sym: CumulativeFlow(
+            symbol=sym,
+            points=[
+                {"ts": s.open_utc + timedelta(minutes=m), "netVolume": sign * (m % 7)}
+                for m in range(0, s.minutes, 5)
+            ],
+        )
         for sym, sign in (("SPY", 1), ("QQQ", -1))
     }
     return render_cumulative_chart(flows, s)
@@ -43,14 +46,15 @@ async def test_recap_post_then_chart_in_thread(slack):
     """The recap is posted with valid blocks, then the chart goes into its thread (3 steps)."""
     recap = sample_recap(watchlist_extra=40)
     message = Renderer().slack_template("recap", recap=recap)
-    dest = SlackBotDestination(slack.token, CHANNEL, api_url=slack.api_url,
-                               max_posts_per_second=0)
+    dest = SlackBotDestination(slack.token, CHANNEL, api_url=slack.api_url, max_posts_per_second=0)
     png = chart_png()
 
     delivered = await dest.post(message)
     await dest.upload_file(
-        filename=f"flow-{recap.session.date}.png", content=png,
-        title=f"Cumulative net option flow {recap.date_text}", thread_ts=delivered.ts,
+        filename=f"flow-{recap.session.date}.png",
+        content=png,
+        title=f"Cumulative net option flow {recap.date_text}",
+        thread_ts=delivered.ts,
     )
 
     (post,) = slack.wait_for_posts(1)
@@ -65,5 +69,9 @@ async def test_recap_post_then_chart_in_thread(slack):
     assert upload.filename == "flow-2026-11-27.png"
     # The three steps of files_upload_v2, in order.
     methods = [c.method for c in slack.calls if c.method != "chat.getPermalink"]
-    assert methods == ["chat.postMessage", "files.getUploadURLExternal", "upload",
-                       "files.completeUploadExternal"]
+    assert methods == [
+        "chat.postMessage",
+        "files.getUploadURLExternal",
+        "upload",
+        "files.completeUploadExternal",
+    ]
