@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from bot.api.errors import ApiError
@@ -85,8 +86,15 @@ async def _chart(bot: Bot, session: Session) -> bytes | None:
             flows[symbol] = result
     if not flows:
         return None
+    flips: dict[str, list[datetime]] = {}
+    for a in bot.store.alerts(session.date.isoformat()):
+        if a.kind == "regime_flip":
+            flips.setdefault(a.symbol, []).append(a.occurred_at)
     return await asyncio.to_thread(
-        render_cumulative_chart, flows, session, bot.settings.schedule.timezone
+        partial(render_cumulative_chart, flips=flips),
+        flows,
+        session,
+        bot.settings.schedule.timezone,
     )
 
 
