@@ -7,12 +7,12 @@ canvas is Agg explicitly, the process-wide backend (``matplotlib.use``) is left 
 
 from __future__ import annotations
 
+import bisect
 import io
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import matplotlib
 from matplotlib import dates as mdates
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -21,13 +21,56 @@ from matplotlib.ticker import FuncFormatter
 from bot.api.models import CumulativeFlow
 from bot.calendar import Session
 
-__all__ = ["MAX_LINES", "render_cumulative_chart", "session_series"]
+__all__ = [
+    "BUYER_COLORS",
+    "MAX_LINES",
+    "SELLER_COLORS",
+    "flip_points",
+    "line_colors",
+    "render_cumulative_chart",
+    "session_series",
+]
 
 MAX_LINES = 10
 """Lines drawn at most: beyond ~10 a chart at Slack preview size stops being readable, so the
 symbols with the largest |final cumulative flow| are kept and the rest counted in the title."""
 
 _WIDTH_IN, _HEIGHT_IN, _DPI = 10.0, 5.6, 120  # 1200 x 672 px: sharp in Slack and in email
+
+BUYER_COLORS = ("#137333", "#34a853", "#0b5d2a", "#6dc48a", "#1e8e3e")
+"""Greens for symbols whose flow ended net bought (final cumulative > 0), darkest first."""
+SELLER_COLORS = ("#c5221f", "#ea4335", "#8c1512", "#f28b82", "#d93025")
+"""Reds for symbols whose flow ended net sold (final cumulative ≤ 0)."""
+_STYLES = ("-", "--", "-.", ":")  # beyond five lines of one colour family, the dash tells apart
+
+
+def line_colors(finals: Mapping[str, float]) -> dict[str, tuple[str, str]]:
+    """``{symbol: (colour, line style)}`` by the sign of each final cumulative flow
+    (contracts): net bought → :data:`BUYER_COLORS`, net sold or flat → :data:`SELLER_COLORS`,
+    in the mapping's order within each family; a sixth line of one family gets a dashed style."""
+    out: dict[str, tuple[str, str]] = {}
+    seen = {True: 0, False: 0}
+    for symbol, final in finals.items():
+        bought = final > 0
+        i = seen[bought]
+        seen[bought] += 1
+        palette = BUYER_COLORS if bought else SELLER_COLORS
+        out[symbol] = (palette[i % len(palette)], _STYLES[(i // len(palette)) % len(_STYLES)])
+    return out
+
+
+def flip_points(
+    times: Sequence[datetime], values: Sequence[float], flips: Iterable[datetime]
+) -> list[tuple[datetime, float]]:
+    """Where to mark each regime flip (UTC instants) on a line of (``times``, ``values``):
+    at the flip's time, on the line's value at the last point at or before it. Flips
+    before the first point or after the last are left out."""
+    marks = []
+    for flip in sorted(flips):
+        i = bisect.bisect_right(list(times), flip) - 1
+        if i >= 0 and flip <= times[-1]:
+            marks.append((flip, values[i]))
+    return marks
 
 
 def session_series(flow: CumulativeFlow, session: Session) -> tuple[list[datetime], list[float]]:
@@ -64,14 +107,18 @@ def render_cumulative_chart(
     timezone: str | ZoneInfo = "America/New_York",
     *,
     max_lines: int = MAX_LINES,
+    flips: Mapping[str, Sequence[datetime]] | None = None,
 ) -> bytes:
     """Render cumulative net option flow (contracts) over ``session`` as PNG bytes.
 
     - ``flows``: the cumulative-flow response per watchlist symbol (``{"SPY": flow}``).
-    - One line per symbol (at most ``max_lines``: the largest |final value| win), a zero line,
+    - One line per symbol (at most ``max_lines``: the largest |final value| win), green when
+      the symbol ended net bought and red when net sold (:func:`line_colors`), a zero line,
       the x axis in ``timezone`` wall time from the open to the close, a title with the
       session date, and a legend with each symbol's final value. ``timezone`` is an IANA
       name or a ``ZoneInfo`` (the axis labels say EST/EDT as appropriate).
+    - ``flips``: regime-flip instants (UTC) per symbol (from the alert log), marked on that
+      symbol's line with a black-edged triangle (:func:`flip_points`).
     - No usable points (empty ``flows`` or none inside the session) → a chart that says
       "No flow data" instead of an exception.
 
@@ -123,15 +170,32 @@ def render_cumulative_chart(
             bbox={"facecolor": "white", "edgecolor": "none"},
         )
     else:
-        colors = matplotlib.colormaps["tab10" if len(shown) <= 10 else "tab20"].colors
-        for i, (symbol, (times, values)) in enumerate(shown):
+        styles = line_colors({symbol: values[-1] for symbol, (_, values) in shown})
+        marked = False
+        for symbol, (times, values) in shown:
+            color, style = styles[symbol]
             ax.plot(
                 times,
                 values,
-                color=colors[i % len(colors)],
+                color=color,
+                linestyle=style,
                 linewidth=2.0,
                 label=f"{symbol}  {'+' if values[-1] > 0 else ''}{_contracts(values[-1])}",
             )
+            marks = flip_points(times, values, (flips or {}).get(symbol, ()))
+            if marks:
+                ax.scatter(
+                    [t for t, _ in marks],
+                    [v for _, v in marks],
+                    marker="^",
+                    s=90,
+                    color=color,
+                    edgecolors="black",
+                    linewidths=1.2,
+                    zorder=5,
+                    label=None if marked else "regime flip",
+                )
+                marked = True
         ax.legend(
             loc="upper left",
             bbox_to_anchor=(1.01, 1.0),

@@ -15,7 +15,15 @@ __all__ = ["run_check"]
 
 async def run_check(settings: Settings, secrets: Secrets, console: Console) -> int:
     """Print what the config does and whether its services answer. Returns the exit status:
-    0 when the API (and Slack, when configured) answered, 1 otherwise. Makes one API request."""
+    0 when the API (and Slack, when configured) answered, 1 otherwise, 2 when the watchlist
+    is empty (nothing to poll, nothing to probe the API with). Makes one API request."""
+    if not settings.watchlist.symbols:
+        console.print(
+            "[bold red]config error:[/] \\[watchlist] symbols is empty: the bot would poll no "
+            'symbol; list at least one, e.g. symbols = ["SPY"]',
+            highlight=False,
+        )
+        return 2
     budget = plan_budget(settings)
     table = Table(title="Flowbot configuration", show_header=False)
     table.add_row("API", settings.flashalpha.base_url)

@@ -42,6 +42,14 @@ DateOpt = Annotated[
     str | None, typer.Option("--date", help="Session date YYYY-MM-DD (default: the last one).")
 ]
 LogOpt = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")]
+LogFormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--log-format",
+        help="rich (terminal), plain (one line per record), json (one object per line, for "
+        "containers) or auto: rich on a terminal, else plain.",
+    ),
+]
 
 err = Console(stderr=True)
 
@@ -68,17 +76,46 @@ def _build(settings: Settings, secrets: Secrets, *, dry_run: bool = False) -> Bo
         raise typer.Exit(2) from None
 
 
-def _logging(level: str, secrets: Secrets) -> None:
+def _logging(level: str, secrets: Secrets, log_format: str = "auto") -> None:
     from bot.logs import setup_logging
 
-    setup_logging(level.upper(), secrets.values())
+    try:
+        setup_logging(level.upper(), secrets.values(), log_format.lower())
+    except ValueError as exc:
+        err.print(f"[bold red]option error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"flowbot {version('flowbot')}")
+        except PackageNotFoundError:
+            print("flowbot (not installed: no version)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Flowbot: options-flow alerts from the FlashAlpha Lab API to Slack and email."""
 
 
 @app.command()
-def run(config: ConfigOpt = None, log_level: LogOpt = "INFO") -> None:
+def run(
+    config: ConfigOpt = None, log_level: LogOpt = "INFO", log_format: LogFormatOpt = "auto"
+) -> None:
     """Poll the watchlist on schedule and post alerts until SIGINT / SIGTERM."""
     settings, secrets = _load(config)
-    _logging(log_level, secrets)
+    _logging(log_level, secrets, log_format)
     from bot.budget import plan_budget
     from bot.calendar import TradingCalendar
     from bot.schedule import run_forever
@@ -99,10 +136,15 @@ def run(config: ConfigOpt = None, log_level: LogOpt = "INFO") -> None:
 
 
 @app.command()
-def once(config: ConfigOpt = None, dry_run: DryRunOpt = False, log_level: LogOpt = "INFO") -> None:
+def once(
+    config: ConfigOpt = None,
+    dry_run: DryRunOpt = False,
+    log_level: LogOpt = "INFO",
+    log_format: LogFormatOpt = "auto",
+) -> None:
     """Run one poll cycle (symbols and leaderboards) now, deliver, and exit."""
     settings, secrets = _load(config)
-    _logging(log_level, secrets)
+    _logging(log_level, secrets, log_format)
     from bot.engine import utcnow
 
     async def main() -> int:
@@ -138,11 +180,25 @@ def demo(
     speed: Annotated[
         float, typer.Option(help="Simulated seconds per real second (the session's pace).")
     ] = 0.0,
-    out: Annotated[Path, typer.Option(help="Where the demo writes its state and files.")] = Path(
-        "demo-output"
-    ),
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Where the demo writes its files: a new or empty directory, or one an earlier "
+            "demo made (marked by a .flowbot-demo file, and cleared). Others are refused."
+        ),
+    ] = Path("demo-output"),
 ) -> None:
-    """Run the bot against the built-in sandbox over one simulated session: no key, no Slack."""
+    """Run the bot against the built-in sandbox over one simulated session: no key, no Slack.
+
+    Reads no config file, no FLOWBOT_* variable and no secret: exported live credentials
+    are never used."""
+    from bot.sim import SimUnavailable, require_sim
+
+    try:
+        require_sim()
+    except SimUnavailable as exc:
+        err.print(f"[bold red]demo:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
     from bot.demo import run_demo
 
     raise typer.Exit(run_demo(out_dir=out, pace=speed))

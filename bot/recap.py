@@ -4,12 +4,21 @@ Pure: no I/O, no clock. :func:`build_recap` turns the session's alert log and th
 snapshots into a frozen :class:`Recap`. Numbers stay raw, in the units documented per field
 (dollars, fractions, contracts, UTC instants), and the templates format them with the
 renderer's filters (``money``, ``pct``, ``num``), which show ``None`` as ``"—"``; missing
-*labels* are already ``"—"`` here. Text is unescaped: each template's own escaping applies.
+*labels* are already ``"—"`` here. Text is unescaped: each template's own escaping applies
+(the alert log keeps each alert's Slack fallback text, which is mrkdwn-escaped, so summaries
+are unescaped here, exactly once).
+
+A recap covers one session, or several (the weekly digest): alerts of every covered session,
+and the boards, 0DTE leaders and watchlist as of the last one.
+
+What a trader reads first is the :class:`Headline` (regime flips and candidates with their
+outcome), then :class:`BoardActivity` (per leaderboard: who entered, who led, how often),
+instead of every leaderboard churn alert.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -17,18 +26,25 @@ from urllib.parse import urlsplit
 from bot.api.models import FlowAnomaly, FlowSummary, OptionsLeaderboard, ZeroDteLeaderboard
 from bot.calendar import NEW_YORK, Session
 from bot.events import AlertRecord
+from bot.humanize import human_duration
 
 __all__ = [
+    "BOARD_KINDS",
     "KIND_LABELS",
     "MISSING",
     "AlertGroup",
     "AlertKindGroup",
     "AlertLine",
+    "BoardActivity",
+    "CandidateLine",
+    "FlipLine",
+    "Headline",
     "LeaderLine",
     "Recap",
     "WatchRow",
     "ZeroDteLine",
     "ZeroDteSection",
+    "board_label",
     "build_recap",
     "format_millions",
 ]
@@ -45,6 +61,9 @@ KIND_LABELS: Mapping[str, str] = {
     "leaderboard_exit": "Leaderboard exits",
 }
 """Headings for the alert kinds of :class:`bot.events.Event`; an unknown kind shows as itself."""
+
+BOARD_KINDS = frozenset({"leaderboard_entry", "leaderboard_lead", "leaderboard_exit"})
+"""Leaderboard churn: summarised per board in :class:`BoardActivity`, not listed one by one."""
 
 
 # ---------------------------------------------------------------------------------- formatting
@@ -182,13 +201,74 @@ class WatchRow:
 
 
 @dataclass(frozen=True, slots=True)
-class Recap:
-    """Everything the end-of-session recap shows, for one :class:`~bot.calendar.Session`.
+class FlipLine:
+    """The gamma regime flips of one symbol: ``count`` flips, the first at ``at`` (UTC).
+    ``ended_at`` (UTC) when a ``regime_flip_ended`` alert followed the latest flip, else
+    ``None``; ``outcome`` of the latest flip in words: ``"ended 11:05 ET after 1 h 23 min"``,
+    ``"still flipped at the close"`` or ``"no end seen"``; ``permalink`` of the first flip
+    alert's message when the destination gave one."""
 
-    - ``date_text``: the session date for titles (``"Fri 27 Nov 2026"``); ``close_time_ny``
-      the close in New York (``"13:00"`` on an early close).
-    - ``alerts``: every alert of the session in time order; ``alert_kinds``: the same grouped
-      by kind, then symbol.
+    symbol: str
+    at: datetime
+    ended_at: datetime | None
+    outcome: str
+    count: int
+    permalink: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateLine:
+    """A candidate alert: ``symbol`` first alerted at ``at`` (UTC); ``held`` whether the last
+    flow-anomaly decision at the (last) close was still ``candidate`` (``None`` when unknown);
+    ``outcome`` in words: ``"held (candidate 78 at the close)"``, ``"faded (avoid 22 at the
+    close)"``, ``"no anomaly data at the close"``; ``count`` candidate alerts of that symbol;
+    ``permalink`` of the first one's message when known."""
+
+    symbol: str
+    at: datetime
+    held: bool | None
+    outcome: str
+    count: int
+    permalink: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Headline:
+    """What the recap leads with. ``text`` is one line for a subject or a notification:
+    ``"1 flip (SPY) · 2 candidates (QQQ held, AMD faded)"``, or ``"No flips or candidates"``."""
+
+    flips: tuple[FlipLine, ...]
+    candidates: tuple[CandidateLine, ...]
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class BoardActivity:
+    """Leaderboard alerts of one ``board`` (``options:buyers``, ``zero_dte:heat``…; ``label``
+    for people: ``"Options buyers"``, ``"0DTE heat"``): symbols that ``entered`` the top and
+    that ``led`` it, each in order of first alert, and the alert counts."""
+
+    board: str
+    label: str
+    entered: tuple[str, ...]
+    led: tuple[str, ...]
+    entries: int
+    leads: int
+    exits: int
+
+
+@dataclass(frozen=True, slots=True)
+class Recap:
+    """Everything the end-of-session recap shows, for one :class:`~bot.calendar.Session` or,
+    for a weekly digest, several (``sessions``, oldest first; ``session`` is the last one).
+
+    - ``date_text``: the session date for titles (``"Fri 27 Nov 2026"``; several sessions:
+      ``"Mon 23 – Fri 27 Nov 2026"``); ``close_time_ny`` the last close in New York
+      (``"13:00"`` on an early close).
+    - ``headline``: flips and candidates with their outcome, what a reader sees first.
+    - ``board_activity``: leaderboard alerts summarised per board, in order of first alert.
+    - ``alerts``: every alert in time order; ``key_alerts`` the same without leaderboard
+      churn (flips, candidates…); ``alert_kinds``: all alerts grouped by kind, then symbol.
     - ``buyers`` / ``sellers``: the final options leaderboard, top ``top_n`` each;
       ``board_window_minutes`` its lookback, ``None`` when no board was fetched.
     - ``zero_dte``: one section per configured metric, top ``top_n`` each.
@@ -205,6 +285,37 @@ class Recap:
     board_window_minutes: int | None
     zero_dte: tuple[ZeroDteSection, ...]
     watchlist: tuple[WatchRow, ...]
+    sessions: tuple[Session, ...]
+    headline: Headline
+    board_activity: tuple[BoardActivity, ...]
+
+    @property
+    def key_alerts(self) -> tuple[AlertLine, ...]:
+        """The alerts that are not leaderboard churn, in time order."""
+        return tuple(a for a in self.alerts if a.kind not in BOARD_KINDS)
+
+    @property
+    def multi_session(self) -> bool:
+        """Whether the recap covers more than one session (then times carry the weekday)."""
+        return len(self.sessions) > 1
+
+    @property
+    def time_format(self) -> str:
+        """``strftime`` format for alert times: ``"%H:%M"``, or ``"%a %H:%M"`` over several
+        sessions (for the ``nytime`` template filter)."""
+        return "%a %H:%M" if self.multi_session else "%H:%M"
+
+    @property
+    def subject(self) -> str:
+        """The digest's subject: what happened first, then the count:
+        ``"Flowbot Fri 27 Nov 2026: 1 flip (SPY) · 1 candidate (QQQ held) · 4 alerts"``;
+        a week: ``"Flowbot week Mon 23 – Fri 27 Nov 2026: …"``. Raw text (no escaping)."""
+        n = self.alert_count
+        week = "week " if self.multi_session else ""
+        return (
+            f"Flowbot {week}{self.date_text}: {self.headline.text} · "
+            f"{n} alert{'' if n == 1 else 's'}"
+        )
 
     @property
     def alert_count(self) -> int:
@@ -220,11 +331,146 @@ class Recap:
 # ---------------------------------------------------------------------------------- building
 
 
-def _session_alerts(session: Session, alerts: Iterable[AlertRecord]) -> list[AlertRecord]:
+def _session_alerts(
+    sessions: Sequence[Session], alerts: Iterable[AlertRecord]
+) -> list[AlertRecord]:
     # The store may hand over a wider slice (e.g. "since yesterday"); the recap is about the
-    # session's New York date only.
-    mine = [a for a in alerts if a.occurred_at.astimezone(NEW_YORK).date() == session.date]
+    # sessions' New York dates only.
+    days = {s.date for s in sessions}
+    mine = [a for a in alerts if a.occurred_at.astimezone(NEW_YORK).date() in days]
     return sorted(mine, key=lambda a: (a.occurred_at, a.id))
+
+
+def _date_text(sessions: Sequence[Session]) -> str:
+    first, last = sessions[0].date, sessions[-1].date
+    if first == last:
+        return last.strftime("%a %d %b %Y")
+    head = "%a %d" if (first.year, first.month) == (last.year, last.month) else "%a %d %b"
+    if first.year != last.year:
+        head = "%a %d %b %Y"
+    return f"{first.strftime(head)} – {last.strftime('%a %d %b %Y')}"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _flips(alerts: list[AlertRecord], summaries: Mapping[str, FlowSummary]) -> list[FlipLine]:
+    by_symbol: dict[str, list[AlertRecord]] = {}
+    for a in alerts:
+        if a.kind in ("regime_flip", "regime_flip_ended"):
+            by_symbol.setdefault(a.symbol, []).append(a)
+    lines = []
+    for symbol, records in by_symbol.items():
+        flips = [r for r in records if r.kind == "regime_flip"]
+        if not flips:
+            continue  # an end whose flip was before the recap's first session
+        first, latest = flips[0], flips[-1]
+        # The outcome is the latest flip's: did it end, and after how long?
+        ended = next(
+            (
+                r
+                for r in records
+                if r.kind == "regime_flip_ended" and r.occurred_at >= latest.occurred_at
+            ),
+            None,
+        )
+        if ended is not None:
+            lasted = (ended.occurred_at - latest.occurred_at).total_seconds()
+            outcome = f"ended {_ny_hhmm(ended.occurred_at)} ET after {human_duration(lasted)}"
+        else:
+            last = summaries.get(symbol.upper())
+            still = last is not None and last.flow_direction == "regime_flip"
+            outcome = "still flipped at the close" if still else "no end seen"
+        lines.append(
+            FlipLine(
+                symbol=symbol,
+                at=first.occurred_at,
+                permalink=_http_url(first.permalink),
+                ended_at=ended.occurred_at if ended else None,
+                outcome=outcome,
+                count=len(flips),
+            )
+        )
+    return lines
+
+
+def _candidates(
+    alerts: list[AlertRecord], anomalies: Mapping[str, FlowAnomaly]
+) -> list[CandidateLine]:
+    by_symbol: dict[str, list[AlertRecord]] = {}
+    for a in alerts:
+        if a.kind == "candidate":
+            by_symbol.setdefault(a.symbol, []).append(a)
+    lines = []
+    for symbol, records in by_symbol.items():
+        last = anomalies.get(symbol.upper())
+        if last is None or not last.decision:
+            held, outcome = None, "no anomaly data at the close"
+        else:
+            held = last.decision == "candidate"
+            score = f" {last.score:.0f}" if last.score is not None else ""
+            verb = "held" if held else "faded"
+            outcome = f"{verb} ({last.decision.replace('_', ' ')}{score} at the close)"
+        lines.append(
+            CandidateLine(
+                symbol=symbol,
+                at=records[0].occurred_at,
+                permalink=_http_url(records[0].permalink),
+                held=held,
+                outcome=outcome,
+                count=len(records),
+            )
+        )
+    return lines
+
+
+def _headline(flips: list[FlipLine], candidates: list[CandidateLine]) -> Headline:
+    parts = []
+    if flips:
+        parts.append(f"{_plural(len(flips), 'flip')} ({', '.join(f.symbol for f in flips)})")
+    if candidates:
+        words = {True: " held", False: " faded", None: ""}
+        named = ", ".join(f"{c.symbol}{words[c.held]}" for c in candidates)
+        parts.append(f"{_plural(len(candidates), 'candidate')} ({named})")
+    text = " · ".join(parts) if parts else "No flips or candidates"
+    return Headline(flips=tuple(flips), candidates=tuple(candidates), text=text)
+
+
+def board_label(board: str) -> str:
+    """``"options:buyers"`` → ``"Options buyers"``, ``"zero_dte:pin_risk"`` → ``"0DTE pin
+    risk"``; anything else as itself."""
+    source, _, rest = board.partition(":")
+    rest = rest.replace("_", " ")
+    if source == "options":
+        return f"Options {rest}".strip()
+    if source == "zero_dte":
+        return f"0DTE {rest}".strip()
+    return board
+
+
+def _board_activity(alerts: list[AlertRecord]) -> tuple[BoardActivity, ...]:
+    by_board: dict[str, list[AlertRecord]] = {}
+    for a in alerts:
+        if a.kind in BOARD_KINDS:
+            by_board.setdefault(a.board or "—", []).append(a)
+    out = []
+    for board, records in by_board.items():
+        kinds = [r.kind for r in records]
+        out.append(
+            BoardActivity(
+                board=board,
+                label=board_label(board),
+                entered=tuple(
+                    dict.fromkeys(r.symbol for r in records if r.kind == "leaderboard_entry")
+                ),
+                led=tuple(dict.fromkeys(r.symbol for r in records if r.kind == "leaderboard_lead")),
+                entries=kinds.count("leaderboard_entry"),
+                leads=kinds.count("leaderboard_lead"),
+                exits=kinds.count("leaderboard_exit"),
+            )
+        )
+    return tuple(out)
 
 
 def _group_alerts(alerts: list[AlertRecord]) -> tuple[AlertKindGroup, ...]:
@@ -288,31 +534,37 @@ def build_recap(
     zero_dte: dict[str, ZeroDteLeaderboard],
     watchlist: list[str],
     top_n: int = 5,
+    sessions: Sequence[Session] | None = None,
 ) -> Recap:
-    """Build the recap of ``session`` from the day's alert log and the last snapshots.
+    """Build the recap of ``session`` from the alert log and the last snapshots.
 
-    - ``alerts``: alert-log records; only those whose ``occurred_at`` falls on the session's
-      New York date are used.
+    - ``alerts``: alert-log records; only those whose ``occurred_at`` falls on a covered
+      session's New York date are used. Their ``summary`` (Slack fallback text, mrkdwn-escaped)
+      is unescaped once.
     - ``summaries`` / ``anomalies``: the last flow summary / flow-anomaly envelope per symbol
-      (keys are symbols, any case); a symbol without one shows ``"—"``.
+      (keys are symbols, any case); a symbol without one shows ``"—"``. They also decide the
+      outcome of flips and candidates in the headline.
     - ``options_board``: the last options leaderboard of the session, or ``None``.
     - ``zero_dte``: the last 0DTE leaderboard per configured metric (``{"heat": board}``),
       shown in the dict's order.
     - ``watchlist``: symbols in config order (upper-cased, duplicates dropped).
     - ``top_n``: rows kept per leaderboard side and per 0DTE metric; must be ≥ 1.
+    - ``sessions``: every session covered, for a weekly digest (``session`` is added when
+      missing and is treated as the last); default: ``session`` alone.
 
     Raises ``ValueError`` when ``top_n < 1``.
     """
     if top_n < 1:
         raise ValueError(f"top_n must be at least 1, got {top_n}")
+    covered = sorted({*(sessions or ()), session}, key=lambda s: s.date)
     summaries_up = {k.strip().upper(): v for k, v in summaries.items()}
     anomalies_up = {k.strip().upper(): v for k, v in anomalies.items()}
     symbols = list(dict.fromkeys(s.strip().upper() for s in watchlist if s.strip()))
 
-    session_alerts = _session_alerts(session, alerts)
+    session_alerts = _session_alerts(covered, alerts)
     return Recap(
         session=session,
-        date_text=session.date.strftime("%a %d %b %Y"),
+        date_text=_date_text(covered),
         close_time_ny=_ny_hhmm(session.close_utc),
         alerts=tuple(
             AlertLine(
@@ -340,4 +592,9 @@ def build_recap(
             for metric, board in zero_dte.items()
         ),
         watchlist=tuple(_watch_row(s, summaries_up.get(s), anomalies_up.get(s)) for s in symbols),
+        sessions=tuple(covered),
+        headline=_headline(
+            _flips(session_alerts, summaries_up), _candidates(session_alerts, anomalies_up)
+        ),
+        board_activity=_board_activity(session_alerts),
     )

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from bot.api.errors import ApiError
@@ -23,7 +25,7 @@ from bot.app import Bot
 from bot.calendar import Session, TradingCalendar
 from bot.chart import render_cumulative_chart
 from bot.deliver.base import FileUpload
-from bot.deliver.email import CHART_SRC, build_digest_message, write_digest_files
+from bot.deliver.email import CHART_SRC, build_digest_message, digest_subject, write_digest_files
 from bot.events import Category
 from bot.outbox import email_payload, file_payload, message_payload
 from bot.recap import Recap, build_recap
@@ -43,16 +45,22 @@ __all__ = [
 log = logging.getLogger("flowbot.reports")
 
 
-async def build_session_recap(bot: Bot, session: Session) -> tuple[Recap, bytes | None]:
+async def build_session_recap(
+    bot: Bot, session: Session, sessions: Sequence[Session] = ()
+) -> tuple[Recap, bytes | None]:
     """The :class:`Recap` of ``session`` from stored history, and the chart PNG (``None``
-    when the chart is off, the plan lacks the Alpha cumulative endpoint, or no data came)."""
+    when the chart is off, the plan lacks the Alpha cumulative endpoint, or no data came).
+    ``sessions`` (a weekly digest): every session covered, their alerts included; the boards,
+    the watchlist and the chart are ``session``'s."""
     settings = bot.settings
     day = session.date.isoformat()
     market = snapshot_from_rows(bot.store.snapshots_as_of(day, until=session.close_utc))
     top_n = settings.rule_config("top_n", TopNConfig)
+    days = sorted({day, *(s.date.isoformat() for s in sessions)})
     recap = build_recap(
         session,
-        alerts=bot.store.alerts(day),
+        sessions=sessions,
+        alerts=[a for d in days for a in bot.store.alerts(d)],
         summaries=dict(market.summaries),
         anomalies=dict(market.anomalies),
         options_board=market.options_board,
@@ -83,8 +91,15 @@ async def _chart(bot: Bot, session: Session) -> bytes | None:
             flows[symbol] = result
     if not flows:
         return None
+    flips: dict[str, list[datetime]] = {}
+    for a in bot.store.alerts(session.date.isoformat()):
+        if a.kind == "regime_flip":
+            flips.setdefault(a.symbol, []).append(a.occurred_at)
     return await asyncio.to_thread(
-        render_cumulative_chart, flows, session, bot.settings.schedule.timezone
+        partial(render_cumulative_chart, flips=flips),
+        flows,
+        session,
+        bot.settings.schedule.timezone,
     )
 
 
@@ -136,14 +151,22 @@ class DigestResult:
 
 
 async def send_digest(
-    bot: Bot, session: Session, now: datetime, *, dry_run: bool = False, key_suffix: str = ""
+    bot: Bot,
+    session: Session,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    sessions: Sequence[Session] = (),
+    key_suffix: str = "",
 ) -> DigestResult:
-    """Build the digest of ``session`` and queue it for the email destinations its route
-    names (by SMTP, or as ``.eml`` + ``.html`` files in ``[email] outbox_dir`` without a
-    host); with ``dry_run`` write the files now and queue nothing. A digest queued before
-    for the same session and destination is not queued again."""
+    """Build the digest of ``session`` (with ``sessions``: one digest covering all of them,
+    e.g. the week) and queue it for the email destinations its route names (by SMTP, or as
+    ``.eml`` + ``.html`` files in ``[email] outbox_dir`` without a host); with ``dry_run``
+    write the files now and queue nothing. A digest queued before for the same session and
+    destination is not queued again; a failed send is retried by the outbox (a refused login
+    goes to the dead letters at once, so a bad password is never retried every minute)."""
     settings = bot.settings
-    recap, chart = await build_session_recap(bot, session)
+    recap, chart = await build_session_recap(bot, session, sessions)
     text, html = bot.renderer.email("digest", recap=recap, chart_src=CHART_SRC if chart else None)
     recipients = settings.email.recipients or ["desk@localhost"]
     msg = build_digest_message(
@@ -153,17 +176,16 @@ async def send_digest(
         chart_png=chart,
         sender=settings.email.sender,
         recipients=recipients,
-        subject=f"Flowbot digest {session.date.isoformat()}: {recap.alert_count} alert(s)",
+        subject=digest_subject(recap),
         date=now,
     )
-    day = session.date.isoformat()
+    stem = f"digest-{'week-' if recap.multi_session else ''}{session.date.isoformat()}"
     if dry_run:
-        return DigestResult(
-            (), write_digest_files(msg, html, settings.email.outbox_dir, f"digest-{day}")
-        )
+        return DigestResult((), write_digest_files(msg, html, settings.email.outbox_dir, stem))
+    day = session.date.isoformat()
     queued = []
     for name in bot.destinations.targets(settings, Category.DIGEST):
-        key = f"digest-{day}" + (f"-{key_suffix}" if key_suffix else "") + f"-{name}"
+        key = stem + (f"-{key_suffix}" if key_suffix else "") + f"-{name}"
         row = NewMessage(key, name, Category.DIGEST.value, email_payload(bytes(msg)), day)
         if bot.store.enqueue(row, now):
             queued.append(name)
@@ -194,7 +216,11 @@ async def due_reports(bot: Bot, calendar: TradingCalendar, now: datetime) -> Non
             return
         if now < calendar.digest_time(session, settings.digest.at):
             return
-        result = await send_digest(bot, session, now)
+        week: list[Session] = []
+        if settings.digest.weekly_on:
+            monday = session.date - timedelta(days=session.date.weekday())
+            week = calendar.sessions_between(monday, session.date)
+        result = await send_digest(bot, session, now, sessions=week)
         bot.store.mark_job_done("digest", session.date.isoformat(), now)
         if result.queued:
             log.info("digest for %s queued for %s", session.date, ", ".join(result.queued))

@@ -9,6 +9,7 @@ can exit with status 2 before a single request is made.
 from __future__ import annotations
 
 import os
+import re
 from datetime import time
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
@@ -36,7 +37,15 @@ from bot.routes import RootRoute, RouteConfig
 from bot.rules import RULES, RuleConfig
 from bot.silences import StandingSilence
 
-__all__ = ["PLAN_QUOTAS", "ConfigError", "Secrets", "Settings", "load_settings"]
+__all__ = [
+    "PLAN_QUOTAS",
+    "ConfigError",
+    "Secrets",
+    "Settings",
+    "isolated_secrets",
+    "isolated_settings",
+    "load_settings",
+]
 
 PLAN_QUOTAS: dict[str, int | None] = {"free": 5, "basic": 250, "growth": 2500, "alpha": None}
 """Daily request quota per FlashAlpha plan (``None`` = unlimited); resets 00:00 UTC."""
@@ -209,11 +218,25 @@ class Secrets(BaseSettings):
     """
 
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+    read_environment: ClassVar[bool] = True
 
     flashalpha_api_key: SecretStr | None = None
     slack_bot_token: SecretStr | None = None
     slack_webhook_url: SecretStr | None = None
     smtp_password: SecretStr | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        if not cls.read_environment:
+            return (init_settings,)
+        return (init_settings, env_settings, dotenv_settings, file_secret_settings)
 
     def values(self) -> list[str]:
         """Every secret that is set, as plain text: for scrubbing messages, never for logs."""
@@ -243,6 +266,7 @@ class Settings(BaseSettings):
         frozen=True,
     )
     toml_path: ClassVar[Path | None] = None
+    read_environment: ClassVar[bool] = True
 
     flashalpha: FlashAlphaSettings = FlashAlphaSettings()
     watchlist: WatchlistSettings = WatchlistSettings()
@@ -271,7 +295,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [init_settings]
+        if cls.read_environment:
+            sources.append(env_settings)
         if cls.toml_path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_path))
         return tuple(sources)
@@ -348,6 +374,8 @@ class _KeyedError(ValueError):
 
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"[{key}]: {message}")
+        self.key = key
+        self.message = message
 
 
 def _describe(err: Any) -> str:
@@ -356,15 +384,38 @@ def _describe(err: Any) -> str:
     return str(err["msg"]).removeprefix("Value error, ")
 
 
-def _format_error(exc: ValidationError, source: str) -> str:
+_ENV_FIELD = re.compile(r'field "(\w+)"')
+
+
+def _env_variable(loc: tuple[str, ...]) -> str | None:
+    """The ``FLOWBOT_*`` variable that set the value at ``loc`` (``("schedule",
+    "poll_seconds")`` → ``FLOWBOT_SCHEDULE__POLL_SECONDS``, or ``FLOWBOT_SCHEDULE`` holding a
+    JSON table), as spelled in the environment; ``None`` when the value came from elsewhere."""
+    spelled = {name.upper(): name for name in os.environ}
+    for depth in range(len(loc), 0, -1):
+        name = "FLOWBOT_" + "__".join(loc[:depth]).upper()
+        if name in spelled:
+            return spelled[name]
+    return None
+
+
+def _format_error(exc: ValidationError, source: str, *, environment: bool = True) -> str:
+    """One line naming where the first bad value came from (the ``FLOWBOT_*`` variable when
+    ``environment`` was read and one set it, else ``source``, e.g. the file) and its
+    ``[dotted.key]``; never the value itself (it may be a secret)."""
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
     ctx_error = err.get("ctx", {}).get("error")
     if isinstance(ctx_error, _KeyedError):
-        return f"{source}: {ctx_error}"
-    msg = _describe(err)
-    where = f"[{loc}]" if loc else "(top level)"
-    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        loc = tuple(ctx_error.key.split("."))
+        where, msg, more = f"[{ctx_error.key}]", ctx_error.message, ""
+    else:
+        loc = tuple(str(p) for p in err["loc"])
+        where = f"[{'.'.join(loc)}]" if loc else "(top level)"
+        msg = _describe(err)
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    variable = _env_variable(loc) if loc and environment else None
+    if variable is not None:
+        source = variable
     return f"{source}: {where}: {msg}{more}"
 
 
@@ -398,10 +449,37 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
     except ValueError as exc:
         # pydantic-settings raises a bare ValueError for an env value that is not JSON
         # (FLOWBOT_WATCHLIST__SYMBOLS=SPY); name the variables, never their values.
-        names = sorted(k for k in os.environ if k.upper().startswith("FLOWBOT_"))
+        field = _ENV_FIELD.search(str(exc))
+        prefix = f"FLOWBOT_{field.group(1)}".upper() if field else "FLOWBOT_"
+        names = sorted(
+            k for k in os.environ if k.upper().startswith(prefix) and k != "FLOWBOT_CONFIG"
+        )
         raise ConfigError(
-            f"environment: {exc}; lists and tables must be JSON (set: {', '.join(names) or 'none'})"
+            f"{', '.join(names) or 'environment'}: not valid JSON; "
+            'lists and tables set by a variable must be JSON, e.g. \'["SPY", "QQQ"]\''
         ) from None
+
+
+def isolated_settings(**values: Any) -> Settings:
+    """Settings from ``values`` and the defaults only: no TOML file, no ``FLOWBOT_*`` variable
+    (``FLOWBOT_CONFIG`` included). For ``flowbot demo`` and tests, which must behave the same
+    whatever the shell exported. Raises :class:`ConfigError` naming the key of a bad value."""
+    cls = type(
+        "Settings",
+        (Settings,),
+        {"toml_path": None, "read_environment": False, "__module__": __name__},
+    )
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, "demo settings", environment=False)) from None
+
+
+def isolated_secrets(**values: str) -> Secrets:
+    """Secrets from ``values`` only (e.g. the sandbox's key): the environment and
+    ``/run/secrets`` are not read, so no live token, webhook or password can leak in."""
+    cls = type("Secrets", (Secrets,), {"read_environment": False, "__module__": __name__})
+    return cls(**values)
 
 
 def load_secrets(secrets_dir: Path | None = None) -> Secrets:

@@ -10,7 +10,7 @@ import pytest
 
 from bot.api.models import CumulativeFlow
 from bot.calendar import Session, TradingCalendar
-from bot.chart import render_cumulative_chart, session_series
+from bot.chart import flip_points, line_colors, render_cumulative_chart, session_series
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +23,11 @@ def session() -> Session:
 def flow(symbol: str, session: Session, start: int, stop: int, per_min: float) -> CumulativeFlow:
     """Minute points from ``start`` to ``stop`` minutes after the open (negative = before)."""
     points = [
-        {"ts": session.open_utc + timedelta(minutes=m), "netVolume": per_min,
-         "cumulative": 99_999}  # the server's running sum; the chart rebuilds its own
+        {
+            "ts": session.open_utc + timedelta(minutes=m),
+            "netVolume": per_min,
+            "cumulative": 99_999,
+        }  # the server's running sum; the chart rebuilds its own
         for m in range(start, stop)
     ]
     return CumulativeFlow(symbol=symbol, points=points)
@@ -76,3 +79,58 @@ def test_renders_in_parallel_threads(session):
         pngs = list(pool.map(lambda _: render_cumulative_chart(flows, session), range(8)))
     assert len({png_size(p) for p in pngs}) == 1
     assert all(p == pngs[0] for p in pngs)
+
+
+COLORS = [
+    # (id, final cumulative flow per symbol, expected (colour, style) per symbol)
+    (
+        "one of each sign",
+        {"SPY": 5.0, "QQQ": -3.0},
+        {"SPY": ("#137333", "-"), "QQQ": ("#c5221f", "-")},
+    ),
+    ("flat counts as sold", {"IWM": 0.0}, {"IWM": ("#c5221f", "-")}),
+    (
+        "second buyer gets the next green",
+        {"A": 1.0, "B": -1.0, "C": 2.0},
+        {"A": ("#137333", "-"), "B": ("#c5221f", "-"), "C": ("#34a853", "-")},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("finals", "expected"), [c[1:] for c in COLORS], ids=[c[0] for c in COLORS]
+)
+def test_line_colours_follow_the_sign(finals, expected):
+    """Net bought symbols are drawn in greens, net sold in reds."""
+    assert line_colors(finals) == expected
+
+
+def test_a_sixth_line_of_one_colour_is_dashed():
+    """Six buyers: the sixth reuses the first green, dashed, so lines stay apart."""
+    styles = line_colors({f"S{i}": 1.0 + i for i in range(6)})
+    assert styles["S5"] == (styles["S0"][0], "--")
+
+
+def test_flip_points_sit_on_the_line(session):
+    """A flip is marked at its time on the line's last value at or before it; flips outside
+    the line are left out."""
+    t0 = session.open_utc
+    times = [t0 + timedelta(minutes=m) for m in range(5)]
+    values = [0.0, 10.0, 20.0, 30.0, 40.0]
+    flips = [
+        t0 + timedelta(minutes=2, seconds=30),
+        t0 - timedelta(minutes=1),
+        t0 + timedelta(hours=1),
+    ]
+    assert flip_points(times, values, flips) == [(flips[0], 20.0)]
+
+
+def test_chart_with_flips_renders(session):
+    """Flip markers do not break the PNG (one marked, one unknown symbol ignored)."""
+    flows = {"SPY": flow("SPY", session, 0, 120, 10.0), "QQQ": flow("QQQ", session, 0, 120, -5.0)}
+    png = render_cumulative_chart(
+        flows,
+        session,
+        flips={"SPY": [session.open_utc + timedelta(minutes=30)], "ZZZ": [session.open_utc]},
+    )
+    assert png_size(png) == (1200, 672)

@@ -3,6 +3,7 @@ real aiosmtpd server on 127.0.0.1, failures as EmailError, and the outbox files.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -40,9 +41,14 @@ def digest(chart: bool = True):
     recap = sample_recap()
     text, html = render_digest(Renderer(), recap, with_chart=chart)
     msg = build_digest_message(
-        recap, text=text, html=html, chart_png=PNG if chart else None,
-        sender="flowbot@example.com", recipients=["desk@example.com", "pm@example.com"],
-        subject=digest_subject(recap), date=datetime(2026, 11, 27, 21, 30, tzinfo=UTC),
+        recap,
+        text=text,
+        html=html,
+        chart_png=PNG if chart else None,
+        sender="flowbot@example.com",
+        recipients=["desk@example.com", "pm@example.com"],
+        subject=digest_subject(recap),
+        date=datetime(2026, 11, 27, 21, 30, tzinfo=UTC),
     )
     return msg, html
 
@@ -50,9 +56,14 @@ def digest(chart: bool = True):
 def sender_for(server: SmtpServer, password: str | None = None) -> EmailSender:
     """An EmailSender pointed at the test server, trusting its CA."""
     return EmailSender(
-        server.host, server.port, "starttls", server.username,
+        server.host,
+        server.port,
+        "starttls",
+        server.username,
         server.password if password is None else password,
-        timeout=5, tls_context=server.client_context, retry_delays=FAST,
+        timeout=5,
+        tls_context=server.client_context,
+        retry_delays=FAST,
     )
 
 
@@ -69,7 +80,9 @@ def test_message_layout():
     assert image["Content-ID"] == f"<{CHART_CONTENT_ID}>"
     assert image.get_content_disposition() == "inline"
     assert f'src="cid:{CHART_CONTENT_ID}"' in html_part.get_content()
-    assert msg["Subject"] == "Flowbot recap Fri 27 Nov 2026: 4 alerts"
+    assert msg["Subject"] == (
+        f"Flowbot Fri 27 Nov 2026: 1 flip (SPY) · 2 candidates (QQQ held, {EVIL} held) · 11 alerts"
+    )
 
 
 def test_without_chart_no_image():
@@ -80,19 +93,29 @@ def test_without_chart_no_image():
 
 
 def test_css_is_inlined():
-    """The HTML part has its CSS inlined into style attributes and no <style> block left."""
+    """The HTML part has its CSS inlined into style attributes; only the @media rules (narrow
+    screens, dark mode), which cannot be inlined, stay in a <style> block."""
     msg, _ = digest()
     html = msg.get_body(("html",)).get_content()
-    assert "<style" not in html
     assert 'style="' in html and "border-collapse: collapse" in html
+    (kept,) = re.findall(r"<style>(.*?)</style>", html, re.S)
+    assert kept.lstrip().startswith("@media") and "prefers-color-scheme: dark" in kept
+    assert "border-collapse" not in kept
 
 
 def test_no_recipients_is_rejected():
     """A digest without recipients is a ValueError naming the config key."""
     recap = sample_recap()
     with pytest.raises(ValueError, match=r"\[email\] recipients"):
-        build_digest_message(recap, text="t", html="<p>h</p>", chart_png=None, sender="a@b",
-                             recipients=[], subject="s")
+        build_digest_message(
+            recap,
+            text="t",
+            html="<p>h</p>",
+            chart_png=None,
+            sender="a@b",
+            recipients=[],
+            subject="s",
+        )
 
 
 async def test_digest_arrives_over_starttls_with_auth(smtp_server):
@@ -139,8 +162,9 @@ async def test_unreachable_server_retries_then_fails():
     with running_smtp_server() as server:
         host, port, ctx = server.host, server.port, server.client_context
     # The server is stopped: connections to its port are refused now.
-    sender = EmailSender(host, port, "starttls", "u", "p", timeout=2, tls_context=ctx,
-                         retry_delays=FAST)
+    sender = EmailSender(
+        host, port, "starttls", "u", "p", timeout=2, tls_context=ctx, retry_delays=FAST
+    )
     started = time.monotonic()
     with pytest.raises(EmailError) as info:
         await sender.send(digest()[0])
@@ -152,8 +176,15 @@ async def test_unreachable_server_retries_then_fails():
 async def test_untrusted_certificate_fails():
     """An untrusted certificate is a permanent EmailError at once (retrying cannot fix it)."""
     with running_smtp_server() as server:
-        sender = EmailSender(server.host, server.port, "starttls", server.username,
-                             server.password, timeout=5, retry_delays=FAST)
+        sender = EmailSender(
+            server.host,
+            server.port,
+            "starttls",
+            server.username,
+            server.password,
+            timeout=5,
+            retry_delays=FAST,
+        )
         with pytest.raises(EmailError, match=r"rejected after 1 attempt: .*certificate") as info:
             await sender.send(digest()[0])
         assert info.value.permanent

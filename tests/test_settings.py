@@ -73,6 +73,50 @@ def test_environment_overrides_the_file(tmp_path, monkeypatch):
     assert s.flashalpha.plan == "growth"
 
 
+BAD_ENV = [
+    # (id, variable, value, the message's start)
+    (
+        "number out of range",
+        "FLOWBOT_SCHEDULE__POLL_SECONDS",
+        "-1",
+        "FLOWBOT_SCHEDULE__POLL_SECONDS: [schedule.poll_seconds]: Input should be greater than 0",
+    ),
+    (
+        "list that is not JSON",
+        "FLOWBOT_WATCHLIST__SYMBOLS",
+        "SPY,QQQ",
+        "FLOWBOT_WATCHLIST__SYMBOLS: not valid JSON",
+    ),
+    (
+        "rule key, checked after parsing",
+        "FLOWBOT_RULES__TOP_N__ZERO_DTE_METRICS",
+        '["vibes"]',
+        "FLOWBOT_RULES__TOP_N__ZERO_DTE_METRICS: [rules.top_n.zero_dte_metrics]: unknown metric",
+    ),
+    (
+        "a whole section as JSON",
+        "FLOWBOT_SCHEDULE",
+        '{"timezone": "Mars/Olympus"}',
+        "FLOWBOT_SCHEDULE: [schedule.timezone]: unknown timezone",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "start"), [c[1:] for c in BAD_ENV], ids=[c[0] for c in BAD_ENV]
+)
+def test_bad_environment_value_names_the_variable_not_the_file(
+    tmp_path, monkeypatch, variable, value, start
+):
+    """A bad FLOWBOT_* value is blamed on that variable, even when a (good) file is loaded."""
+    path = write(tmp_path, "[watchlist]\nsymbols = ['SPY']")
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert str(err.value).startswith(start)
+    assert str(path) not in str(err.value)
+
+
 def test_secrets_come_from_the_environment_and_never_print(monkeypatch):
     """Secrets are read from the environment and shown masked in reprs."""
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-not-a-real-token")

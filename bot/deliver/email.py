@@ -55,7 +55,8 @@ CHART_SRC = f"cid:{CHART_CONTENT_ID}"
 
 Security = Literal["starttls", "tls", "none"]
 
-_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False)  # never fetch from the net
+# keep_at_rules: @media (narrow screens, dark mode) cannot be inlined; it stays in <style>.
+_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True)
 _STEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -84,9 +85,8 @@ def inline_css(html: str) -> str:
 
 
 def digest_subject(recap: Recap) -> str:
-    """The digest's subject line: ``"Flowbot recap Fri 27 Nov 2026: 3 alerts"``."""
-    n = recap.alert_count
-    return f"Flowbot recap {recap.date_text}: {n} alert{'' if n == 1 else 's'}"
+    """The digest's subject line, headline first (see :attr:`bot.recap.Recap.subject`)."""
+    return recap.subject
 
 
 def render_digest(renderer: Renderer, recap: Recap, *, with_chart: bool) -> tuple[str, str]:
