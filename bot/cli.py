@@ -132,7 +132,11 @@ def run(
         bot = _build(settings, secrets)
         await run_forever(bot, budget, TradingCalendar())
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except ConfigError as exc:  # e.g. [http] listen on an address in use
+        err.print(f"[bold red]config error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

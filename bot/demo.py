@@ -26,6 +26,7 @@ from rich.markup import escape
 from bot.app import build_bot
 from bot.calendar import TradingCalendar
 from bot.deliver.base import BuildContext
+from bot.notices import NOTICES
 from bot.reports import send_digest, send_recap
 from bot.settings import Settings, isolated_secrets, isolated_settings
 from bot.sim import Sandbox
@@ -138,11 +139,15 @@ async def _demo(out_dir: Path, pace: float, console: Console) -> int:
             alerts = bot.store.alerts(day.isoformat())
         finally:
             await bot.aclose()
-    kinds = Counter(a.rule for a in alerts)
+    told = [a for a in alerts if a.rule not in NOTICES]
+    kinds = Counter(a.rule for a in told)
+    notices = Counter(a.rule for a in alerts if a.rule in NOTICES)
     console.rule("Demo finished")
     console.print(
-        f"{len(alerts)} alerts: "
+        f"{len(told)} alerts: "
         + ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
+        + (f" · {sum(notices.values())} notices: " if notices else "")
+        + ", ".join(f"{kind} {count}" for kind, count in sorted(notices.items()))
         + f" · {sandbox.request_count():,} API requests in {time.monotonic() - started:.0f} s"
     )
     console.print(f"Slack messages as JSON lines: {out_dir / 'messages.jsonl'}")

@@ -12,17 +12,22 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.app import Bot
 from bot.budget import Budget
 from bot.calendar import TradingCalendar
 from bot.engine import utcnow
+from bot.http import start_http, stop_http
 from bot.reports import due_reports
 from bot.rules.flow_inflection import FlowInflectionConfig
+from bot.settings import ConfigError
+from bot.status import FRESH_WITHIN
 
 __all__ = ["build_scheduler", "run_forever"]
 
@@ -107,6 +112,31 @@ def build_scheduler(
     return scheduler
 
 
+async def _start_http(
+    bot: Bot, budget: Budget, calendar: TradingCalendar, scheduler: AsyncIOScheduler
+) -> web.AppRunner | None:
+    """The health / metrics / status listener on ``[http] listen`` (``None`` when off).
+    Raises :class:`ConfigError` naming the key when the address cannot be bound."""
+    listen = bot.settings.http.listen
+    if not listen:
+        return None
+    market_hours_only = bot.settings.schedule.market_hours_only
+    try:
+        return await start_http(
+            bot,
+            listen,
+            is_running=lambda: scheduler.state == STATE_RUNNING,
+            clock=utcnow,
+            in_session=lambda now: not market_hours_only or calendar.is_open(now),
+            fresh_within=max(FRESH_WITHIN, timedelta(seconds=2 * budget.poll_seconds)),
+        )
+    except OSError as exc:
+        await bot.aclose()
+        raise ConfigError(
+            f"[http] listen {listen!r}: cannot listen there ({exc.strerror})"
+        ) from None
+
+
 def _log_report(job: str, report: object) -> None:
     alerts = getattr(report, "alerts", [])
     failed = getattr(report, "failed", 0)
@@ -122,6 +152,7 @@ async def run_forever(bot: Bot, budget: Budget, calendar: TradingCalendar) -> No
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     scheduler = build_scheduler(bot, budget, calendar)
+    http = await _start_http(bot, budget, calendar, scheduler)
     bot.worker.start()
     scheduler.start()
     log.info(
@@ -150,4 +181,6 @@ async def run_forever(bot: Bot, budget: Budget, calendar: TradingCalendar) -> No
             log.warning(
                 "stopping: delivery still busy after %d s; rows stay queued", SHUTDOWN_FLUSH_SECONDS
             )
+        if http is not None:
+            await stop_http(http)  # before the store closes: its pages read it
         await bot.aclose()

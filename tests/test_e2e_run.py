@@ -112,6 +112,9 @@ max_posts_per_second = 20
 [state]
 path = "{tmp_path / "state.sqlite3"}"
 
+[http]
+listen = ""                  # off: tests/test_http.py covers the listener
+
 [recap]
 enabled = false
 
@@ -123,6 +126,9 @@ cooldown_minutes = 30
 
 [rules.candidate]
 cooldown_minutes = 30
+
+[rules.flow_inflection]
+enabled = false              # the quiet market's steady flow drifts by design; not this test's subject
 
 [rules.top_n]
 cooldown_minutes = 30

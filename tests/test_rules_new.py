@@ -119,11 +119,20 @@ def test_flow_inflection_sign_change(series, expected):
 
 
 def test_flow_inflection_drift_against_the_typical_minute():
-    """A steady run far beyond k typical minutes alerts once while it stays far."""
-    cfg = FlowInflectionConfig(cooldown_minutes=0, drift_k=30, min_points=30, min_cumulative=1e9)
+    """A run far beyond k random-walk spreads (typical minute × √minutes) alerts once while
+    it stays far."""
+    cfg = FlowInflectionConfig(cooldown_minutes=0, drift_k=4, min_points=30, min_cumulative=1e9)
     calm = [float(100 * (i % 2)) for i in range(40)]  # typical minute 100 contracts
-    trend = calm + [float(100 * i) for i in range(1, 41)]  # runs to +4,000 = 40 typical
+    trend = calm + [float(100 * i) for i in range(1, 41)]  # +4,000 = 40 typical, 4.5 spreads
     assert play_flows([calm, trend, [*trend, 4050.0]], cfg) == ["drift:bullish"]
+
+
+def test_flow_inflection_steady_flow_never_drifts_with_the_defaults():
+    """A whole session of steady one-sided buying at the typical minute (390 × 100 contracts)
+    is 19.7 spreads: under the default drift_k of 20, so no alert."""
+    cfg = FlowInflectionConfig(cooldown_minutes=0, min_cumulative=1e9)
+    steady = [float(100 * i) for i in range(1, 391)]
+    assert play_flows([steady[:200], steady], cfg) == []
 
 
 def test_flow_inflection_needs_a_new_fetch():

@@ -9,8 +9,10 @@ mean-reversion check "cumulative drifted far from zero".
   now on the other side of zero. State ``inflection:bullish`` (turned to net buying) /
   ``inflection:bearish``. It re-arms when the cumulative is beyond the floor again.
 - ``drift``: |cumulative| exceeds ``drift_k`` × the window's typical minute move (median
-  |netVolume|, needs ``min_points`` points). State ``drift:bullish`` / ``drift:bearish``; re-arms
-  under half of that distance.
+  |netVolume|) × √(minutes): ``drift_k`` "standard deviations" of a random walk of such
+  minutes, so steady two-way flow never drifts while a one-sided burst does (needs
+  ``min_points`` points). State ``drift:bullish`` / ``drift:bearish``; re-arms under half of
+  that distance.
 
 Memory (per symbol): ``side`` (+1 / -1 / 0: the side it was last beyond the floor on) and
 ``drift`` (``bullish`` / ``bearish`` / ``None``). Watchlist symbols only (the engine polls them).
@@ -18,6 +20,7 @@ Memory (per symbol): ``side`` (+1 / -1 / 0: the side it was last beyond the floo
 
 from __future__ import annotations
 
+import math
 from statistics import median
 from typing import Any
 
@@ -37,15 +40,15 @@ class FlowInflectionConfig(RuleConfig):
     - ``window_minutes`` (default 390, 1..10080): the ``minutes`` asked for (the session).
     - ``min_cumulative`` (default 20,000 contracts, > 0): the cumulative must have been beyond
       this on one side before a sign change counts.
-    - ``drift_k`` (default 30, > 0; 0 turns drift alerts off) and ``min_points`` (default 30):
-      the drift alert.
+    - ``drift_k`` (default 20, > 0; 0 turns drift alerts off) and ``min_points`` (default 30):
+      the drift alert (|cumulative| ≥ drift_k × typical minute × √minutes).
     - ``severity`` (default ``warning``) of both kinds.
     """
 
     cadence_minutes: float = Field(5.0, ge=1, le=390)
     window_minutes: int = Field(390, ge=1, le=10080)
     min_cumulative: float = Field(20_000.0, gt=0)
-    drift_k: float = Field(30.0, ge=0)
+    drift_k: float = Field(20.0, ge=0)
     min_points: int = Field(30, ge=2)
     severity: Severity = Severity.WARNING
 
@@ -101,11 +104,12 @@ def detect(
         typical = typical_move(flow)
         if cfg.drift_k > 0 and typical and len(flow.points) >= cfg.min_points:
             distance = abs(total) / typical
-            if distance >= cfg.drift_k and state.get("drift") != _lean(total):
+            spread = distance / math.sqrt(len(flow.points))  # random-walk "sigmas"
+            if spread >= cfg.drift_k and state.get("drift") != _lean(total):
                 state["drift"] = _lean(total)
                 drift = f"drift:{_lean(total)}"
                 events.append(_event(symbol, flow, drift, cfg, typical=typical, multiple=distance))
-            elif distance < cfg.drift_k / 2:
+            elif spread < cfg.drift_k / 2:
                 state["drift"] = None
         memory[symbol] = state
     return Detection(events, memory)
