@@ -36,6 +36,7 @@ __all__ = [
     "build_bot",
     "build_destinations",
     "destination_configs",
+    "destination_secrets",
     "expiry_for",
 ]
 
@@ -62,6 +63,18 @@ def destination_configs(settings: Settings, context: BuildContext) -> list[Desti
     if context.optional_secret("SLACK_WEBHOOK_URL"):
         return [SlackWebhookConfig(name="slack", max_posts_per_second=slack.max_posts_per_second)]
     return [ConsoleConfig(name="console", jsonl_path=settings.console.jsonl_path)]
+
+
+def destination_secrets(settings: Settings, context: BuildContext) -> list[str]:
+    """The values of every variable a destination names (``token_env``, ``url_env``,
+    ``secret_env``, ``password_env``) that is set: what log scrubbing must hide."""
+    names = {"SLACK_BOT_TOKEN", "SLACK_WEBHOOK_URL", "SMTP_PASSWORD"}
+    for cfg in settings.destinations:
+        for key in ("token_env", "url_env", "secret_env", "password_env"):
+            value = getattr(cfg, key, None)
+            if isinstance(value, str) and value:
+                names.add(value)
+    return [v for name in sorted(names) if (v := context.optional_secret(name))]
 
 
 def _digest_config(settings: Settings, taken: set[str]) -> EmailConfig:

@@ -76,11 +76,19 @@ def _build(settings: Settings, secrets: Secrets, *, dry_run: bool = False) -> Bo
         raise typer.Exit(2) from None
 
 
-def _logging(level: str, secrets: Secrets, log_format: str = "auto") -> None:
+def _logging(level: str, settings: Settings, secrets: Secrets, log_format: str = "auto") -> None:
+    """Set up logging; every secret (the API key, each destination's token, URL or password
+    named in the config) is scrubbed from every record."""
     from bot.logs import setup_logging
 
     try:
-        setup_logging(level.upper(), secrets.values(), log_format.lower())
+        from bot.app import destination_secrets
+        from bot.deliver.base import BuildContext
+
+        hidden = secrets.values() + destination_secrets(
+            settings, BuildContext(secrets_dir=Path("/run/secrets"))
+        )
+        setup_logging(level.upper(), hidden, log_format.lower())
     except ValueError as exc:
         err.print(f"[bold red]option error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
@@ -115,7 +123,7 @@ def run(
 ) -> None:
     """Poll the watchlist on schedule and post alerts until SIGINT / SIGTERM."""
     settings, secrets = _load(config)
-    _logging(log_level, secrets, log_format)
+    _logging(log_level, settings, secrets, log_format)
     from bot.budget import plan_budget
     from bot.calendar import TradingCalendar
     from bot.schedule import run_forever
@@ -148,7 +156,7 @@ def once(
 ) -> None:
     """Run one poll cycle (symbols and leaderboards) now, deliver, and exit."""
     settings, secrets = _load(config)
-    _logging(log_level, secrets, log_format)
+    _logging(log_level, settings, secrets, log_format)
     from bot.engine import utcnow
 
     async def main() -> int:
@@ -231,7 +239,7 @@ def _session(day: str | None) -> Session:
 def recap(config: ConfigOpt = None, date_: DateOpt = None, dry_run: DryRunOpt = False) -> None:
     """Build the end-of-session recap from stored history and post it (or print it)."""
     settings, secrets = _load(config)
-    _logging("WARNING", secrets)
+    _logging("WARNING", settings, secrets)
     from bot.engine import utcnow
     from bot.reports import build_session_recap, send_recap
 
@@ -261,7 +269,7 @@ def recap(config: ConfigOpt = None, date_: DateOpt = None, dry_run: DryRunOpt = 
 def digest(config: ConfigOpt = None, date_: DateOpt = None, dry_run: DryRunOpt = False) -> None:
     """Build the email digest from stored history and send it (or write .eml + .html)."""
     settings, secrets = _load(config)
-    _logging("WARNING", secrets)
+    _logging("WARNING", settings, secrets)
     from bot.engine import utcnow
     from bot.reports import send_digest
 

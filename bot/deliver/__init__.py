@@ -6,12 +6,21 @@ Adding a kind is one module (a config model, a class with ``send`` and ``close``
 
 from __future__ import annotations
 
-from bot.deliver import console, slack, smtp
+from bot.deliver import console, discord, slack, smtp, teams, webhook
 from bot.deliver.base import DestinationKind
 
 __all__ = ["DESTINATIONS"]
 
 DESTINATIONS: dict[str, DestinationKind] = {
-    kind.kind: kind for kind in (slack.BOT_KIND, slack.WEBHOOK_KIND, smtp.KIND, console.KIND)
+    kind.kind: kind
+    for kind in (
+        slack.BOT_KIND,
+        slack.WEBHOOK_KIND,
+        discord.KIND,
+        teams.KIND,
+        webhook.KIND,
+        smtp.KIND,
+        console.KIND,
+    )
 }
 """Every destination kind by its config name."""
