@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 
 from bot.sim.scenario import normalize_plan
-from bot.sim.server import Sandbox
 
 
 def _parse_keys(pairs: list[str]) -> dict[str, str]:
@@ -56,6 +55,8 @@ def sim_command(
     The simulated clock starts at 09:30 America/New_York on the scenario's session date and
     runs at --speed x real time. Prints the base URL and the accepted API keys.
     """
+    from bot.sim.server import Sandbox
+
     keys = _parse_keys(key or [])
     sandbox = Sandbox(
         scenario=scenario,
