@@ -59,7 +59,7 @@ class FlashAlphaSettings(_Section):
     base_url: str = "https://lab.flashalpha.com"
     plan: Literal["free", "basic", "growth", "alpha"] = "growth"
     timeout_seconds: float = Field(10.0, gt=0)
-    max_concurrency: int = Field(8, ge=1, le=64)
+    max_concurrency: int = Field(64, ge=1, le=256)
     retries: int = Field(2, ge=0, le=10)
     stale_after_seconds: int = Field(300, ge=0)
 
