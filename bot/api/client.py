@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.cookiejar import CookieJar
@@ -35,11 +37,15 @@ from bot.api.models import (
     OptionsLeaderboard,
     ZeroDteLeaderboard,
 )
+from bot.cadence import stamp_of
 
 __all__ = ["ENDPOINT_PLANS", "FlashAlphaClient", "RateLimit"]
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
+Observer = Callable[[str, float, float, float], None]
+"""``(path, sent, received, stamp)``: a 200 to ``path`` sent and received at those Unix
+times (our clock) whose body was built at ``stamp`` (server clock, Unix seconds)."""
 _MAX_PACED = 20  # 429s with a short Retry-After waited out for one call before it fails
 
 ENDPOINT_PLANS: dict[str, str] = {
@@ -75,7 +81,8 @@ class FlashAlphaClient:
     exponential backoff inside the call, then raise :class:`Unavailable` /
     :class:`MalformedResponse`. Other statuses raise at once (:class:`AuthError`,
     :class:`TierRestricted`, :class:`SymbolNotFound`, :class:`BadRequest`,
-    :class:`QuotaExceeded`).
+    :class:`QuotaExceeded`). Each callable in ``observers`` hears of every parsed 200 with
+    the time its body was built (:data:`Observer`), for :mod:`bot.cadence`.
     """
 
     def __init__(
@@ -115,6 +122,7 @@ class FlashAlphaClient:
         self.throttled = 0
         self.rate_limit = RateLimit(None, None, None)
         self._rate_headers: tuple[str, str | None, str | None] | None = None
+        self.observers: list[Observer] = []
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -191,6 +199,7 @@ class FlashAlphaClient:
         raise AssertionError("unreachable: retry_context re-raises the last error")
 
     async def _get_once(self, path: str, params: dict[str, Any] | None, model: type[M]) -> M:
+        sent = time.time()
         try:
             response = await self._http.get(path, params=params)
         except httpx.TimeoutException:
@@ -208,13 +217,20 @@ class FlashAlphaClient:
         if not isinstance(body, dict):
             raise MalformedResponse(f"{path}: body is not an object", path=path, status=200)
         try:
-            return model.model_validate(body)
+            parsed = model.model_validate(body)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise MalformedResponse(
                 f"{path}: {where}: {first['msg']}", path=path, status=200
             ) from None
+        if self.observers:
+            stamp = stamp_of(parsed)
+            if stamp is not None:
+                received = time.time()
+                for observer in self.observers:
+                    observer(path, sent, received, stamp.timestamp())
+        return parsed
 
     def _note_rate_limit(self, headers: httpx.Headers) -> None:
         limit = headers.get("X-RateLimit-Limit")
