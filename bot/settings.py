@@ -114,6 +114,7 @@ class ScheduleSettings(_Section):
         if not seconds > 0:
             raise ValueError("must be more than 0 seconds")
         return seconds
+
     market_hours_only: bool = True
 
     @field_validator("timezone")
