@@ -16,6 +16,8 @@ from bot.settings import PLAN_QUOTAS, Settings, plan_allows
 __all__ = ["Budget", "plan_budget"]
 
 SESSION_MINUTES = 390
+CACHE_SECONDS = {"symbols": 15.0, "leaderboards": 30.0}
+"""The API's cache periods: polling faster returns the same body (API page)."""
 RESERVE = 0.1  # kept back for `flowbot check`, the recap's fresh poll and restarts
 
 
@@ -31,6 +33,9 @@ class Budget:
       configured one would spend more than the quota less a 10% reserve.
     - ``skipped``: sources left out because the plan does not include them.
     - ``stretched``: the cadence was slowed to fit the quota.
+    - ``poll_auto`` / ``leaderboard_auto``: the config says ``"auto"`` (:mod:`bot.cadence`
+      aligns polls to the cache; the seconds above are then the cache period, or the quota's
+      spacing when that is longer).
     """
 
     symbol_requests_per_poll: int
@@ -41,6 +46,8 @@ class Budget:
     leaderboard_seconds: float
     skipped: tuple[str, ...]
     stretched: bool
+    poll_auto: bool = False
+    leaderboard_auto: bool = False
 
 
 def _estimate(per_poll: int, per_board: int, poll_s: float, board_s: float) -> int:
@@ -75,8 +82,10 @@ def plan_budget(settings: Settings) -> Budget:
     symbol_sources, board_sources, skipped = sources_for(settings)
     per_poll = len(settings.watchlist.symbols) * len(symbol_sources)
     per_board = len(board_sources)
-    poll_s = settings.schedule.poll_seconds
-    board_s = settings.schedule.leaderboard_seconds
+    schedule = settings.schedule
+    poll_auto, board_auto = schedule.poll_seconds == "auto", schedule.leaderboard_seconds == "auto"
+    poll_s = CACHE_SECONDS["symbols"] if poll_auto else float(schedule.poll_seconds)
+    board_s = CACHE_SECONDS["leaderboards"] if board_auto else float(schedule.leaderboard_seconds)
     estimate = _estimate(per_poll, per_board, poll_s, board_s)
     quota = PLAN_QUOTAS[settings.flashalpha.plan]
     stretched = False
@@ -85,4 +94,15 @@ def plan_budget(settings: Settings) -> Budget:
         factor = estimate / (quota * (1 - RESERVE))
         poll_s, board_s = poll_s * factor, board_s * factor
         stretched = True
-    return Budget(per_poll, per_board, estimate, quota, poll_s, board_s, tuple(skipped), stretched)
+    return Budget(
+        per_poll,
+        per_board,
+        estimate,
+        quota,
+        poll_s,
+        board_s,
+        tuple(skipped),
+        stretched,
+        poll_auto,
+        board_auto,
+    )

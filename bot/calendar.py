@@ -17,8 +17,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
-import exchange_calendars as xcals
-
 __all__ = [
     "NEW_YORK",
     "WEEKDAYS",
@@ -80,6 +78,10 @@ def _load_sessions(exchange: str, start: date, end: date) -> tuple[Session, ...]
     with warnings.catch_warnings():
         # exchange_calendars 4.13 trips a pandas 3 deprecation internally; not ours to fix.
         warnings.filterwarnings("ignore", message="Series.values returning")
+        # Imported here: exchange_calendars (with pandas) costs ~0.4 s, paid only when a
+        # calendar is first needed, not by every command's start-up.
+        import exchange_calendars as xcals
+
         cal = xcals.get_calendar(exchange, start=start.isoformat(), end=end.isoformat())
     early = {ts.date() for ts in cal.early_closes}
     sched = cal.schedule

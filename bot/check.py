@@ -7,7 +7,9 @@ from rich.table import Table
 
 from bot.api.client import FlashAlphaClient
 from bot.api.errors import ApiError
-from bot.budget import plan_budget
+from bot.budget import CACHE_SECONDS, RESERVE, SESSION_MINUTES, plan_budget
+from bot.cadence import QuotaPace
+from bot.pacer import Pacer, pacers_for
 from bot.settings import Secrets, Settings
 
 __all__ = ["run_check"]
@@ -36,10 +38,10 @@ async def run_check(settings: Settings, secrets: Secrets, console: Console) -> i
     )
     quota = "unlimited" if budget.quota is None else f"{budget.quota:,}"
     table.add_row("session estimate", f"{budget.estimate:,} requests (daily quota {quota})")
-    cadence = f"poll {budget.poll_seconds:.0f} s, leaderboards {budget.leaderboard_seconds:.0f} s"
-    if budget.stretched:
-        cadence += " (slowed to fit the quota)"
-    table.add_row("cadence", cadence)
+    pacers = pacers_for(budget)
+    for job, pacer in pacers.items():
+        note = " (slowed to fit the quota)" if budget.stretched and not pacer.auto else ""
+        table.add_row(f"cadence: {job}", pacer.describe() + note)
     if budget.skipped:
         table.add_row("not in plan", ", ".join(budget.skipped))
     console.print(table)
@@ -56,6 +58,7 @@ async def run_check(settings: Settings, secrets: Secrets, console: Console) -> i
             limit = client.rate_limit
             if limit.remaining is not None:
                 console.print(f"quota left today: {limit.remaining:,}")
+                _print_quota_cadence(console, pacers, limit.remaining)
         except ApiError as exc:
             ok = False
             console.print(f"[red]API error[/]: {exc}", markup=True, highlight=False)
@@ -92,3 +95,18 @@ async def run_check(settings: Settings, secrets: Secrets, console: Console) -> i
     else:
         console.print(f"email: no SMTP host; digests are written to {settings.email.outbox_dir}/")
     return 0 if ok else 1
+
+
+def _print_quota_cadence(console: Console, pacers: dict[str, Pacer], remaining: int) -> None:
+    """What the quota left allows over a full session, per auto-paced job, and why."""
+    span = SESSION_MINUTES * 60
+    for job, pacer in pacers.items():
+        if not pacer.auto or not pacer.requests_per_poll:
+            continue
+        gap = QuotaPace(remaining, span, RESERVE).min_gap(0.0, pacer.requests_per_poll)
+        period = CACHE_SECONDS[job]
+        if gap <= period:
+            why = f"the quota allows a poll every {gap:.1f} s, so every {period:g} s cache refresh"
+        else:
+            why = f"the quota allows a poll every {gap:.0f} s: the first refresh after that"
+        console.print(f"{job}: {why} ({pacer.requests_per_poll} requests per poll)")

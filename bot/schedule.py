@@ -24,6 +24,7 @@ from bot.budget import Budget
 from bot.calendar import TradingCalendar
 from bot.engine import utcnow
 from bot.http import start_http, stop_http
+from bot.pacer import Pacer, pacers_for
 from bot.reports import due_reports
 from bot.rules.flow_inflection import FlowInflectionConfig
 from bot.settings import ConfigError
@@ -45,8 +46,9 @@ def build_scheduler(
 ) -> AsyncIOScheduler:
     """An ``AsyncIOScheduler`` (not started) with three jobs:
 
-    - ``poll``: summary + anomaly for the watchlist every ``budget.poll_seconds``;
-    - ``leaderboards``: the boards top_n watches every ``budget.leaderboard_seconds``;
+    - ``poll``: summary + anomaly for the watchlist every ``budget.poll_seconds``, or with
+      ``"auto"`` just after each refresh of the server's cache (:class:`bot.pacer.Pacer`);
+    - ``leaderboards``: the boards top_n watches, likewise with ``budget.leaderboard_seconds``;
     - ``session_close``: once a minute, queues a recap / digest that is due and not yet sent
       (so a bot started after the close still sends that day's recap once).
 
@@ -61,17 +63,32 @@ def build_scheduler(
     def in_session(now: datetime) -> bool:
         return not market_hours_only or calendar.is_open(now)
 
+    pacers = pacers_for(budget, bot.client)
+
+    def pace(job_id: str, pacer: Pacer, started: datetime) -> None:
+        """Move the job's next run to just after the next cache refresh (``auto`` only); the
+        interval trigger stays underneath as the fallback."""
+        now = clock()
+        session = calendar.session_at(now)
+        end = session.close_utc if session is not None else now + timedelta(hours=1)
+        when = pacer.next_run(started, now, bot.client.rate_limit.remaining, end)
+        job = scheduler.get_job(job_id)
+        if when is not None and job is not None:
+            job.modify(next_run_time=when)
+
     async def poll() -> None:
         now = clock()
         if in_session(now):
             report = await bot.engine.poll_symbols(now)
             _log_report("poll", report)
+            pace("poll", pacers["symbols"], now)
 
     async def leaderboards() -> None:
         now = clock()
         if in_session(now):
             report = await bot.engine.poll_leaderboards(now)
             _log_report("leaderboards", report)
+            pace("leaderboards", pacers["leaderboards"], now)
 
     async def cumulative() -> None:
         now = clock()
@@ -156,10 +173,10 @@ async def run_forever(bot: Bot, budget: Budget, calendar: TradingCalendar) -> No
     bot.worker.start()
     scheduler.start()
     log.info(
-        "running: %d symbol(s), poll every %g s, leaderboards every %g s",
+        "running: %d symbol(s), poll %s, leaderboards %s",
         len(bot.settings.watchlist.symbols),
-        budget.poll_seconds,
-        budget.leaderboard_seconds,
+        "auto" if budget.poll_auto else f"every {budget.poll_seconds:g} s",
+        "auto" if budget.leaderboard_auto else f"every {budget.leaderboard_seconds:g} s",
     )
     try:
         await stop.wait()

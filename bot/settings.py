@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PositiveFloat,
     SecretStr,
     ValidationError,
     field_validator,
@@ -68,7 +69,7 @@ class FlashAlphaSettings(_Section):
     base_url: str = "https://lab.flashalpha.com"
     plan: Literal["free", "basic", "growth", "alpha"] = "growth"
     timeout_seconds: float = Field(10.0, gt=0)
-    max_concurrency: int = Field(8, ge=1, le=64)
+    max_concurrency: int = Field(64, ge=1, le=256)
     retries: int = Field(2, ge=0, le=10)
     stale_after_seconds: int = Field(300, ge=0)
     failing_after_polls: int = Field(3, ge=1)
@@ -99,11 +100,31 @@ class WatchlistSettings(_Section):
 
 
 class ScheduleSettings(_Section):
-    """``[schedule]``: cadence (seconds) and the timezone every trigger is given."""
+    """``[schedule]``: cadence and the timezone every trigger is given.
+
+    ``poll_seconds`` / ``leaderboard_seconds``: ``"auto"`` polls just after each refresh of the
+    server's cache (15 s symbols, 30 s boards), learnt from the responses, spaced by the plan's
+    quota (:mod:`bot.cadence`); a number of seconds polls at that fixed interval, even below
+    the cache period (with one warning)."""
 
     timezone: str = "America/New_York"
-    poll_seconds: float = Field(30.0, gt=0)
-    leaderboard_seconds: float = Field(30.0, gt=0)
+    poll_seconds: Literal["auto"] | PositiveFloat = "auto"
+    leaderboard_seconds: Literal["auto"] | PositiveFloat = "auto"
+
+    @field_validator("poll_seconds", "leaderboard_seconds", mode="before")
+    @classmethod
+    def _auto_or_seconds(cls, value: Any) -> Any:
+        # One clear message instead of one per member of the union.
+        if value == "auto":
+            return value
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f'"auto" or a number of seconds, not {value!r}') from None
+        if not seconds > 0:
+            raise ValueError("must be more than 0 seconds")
+        return seconds
+
     market_hours_only: bool = True
 
     @field_validator("timezone")

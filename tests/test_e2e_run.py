@@ -128,7 +128,7 @@ cooldown_minutes = 30
 cooldown_minutes = 30
 
 [rules.flow_inflection]
-enabled = false              # the quiet market's steady flow drifts by design; not this test's subject
+enabled = false              # not this test's subject (tests/test_rules_new.py)
 
 [rules.top_n]
 cooldown_minutes = 30

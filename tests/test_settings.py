@@ -28,7 +28,7 @@ def write(tmp_path: Path, body: str) -> Path:
 def test_example_config_loads_with_the_documented_defaults():
     """config.example.toml is valid and its values are the documented defaults."""
     s = load_settings(ROOT / "config.example.toml")
-    assert s.schedule.poll_seconds == 30 and s.schedule.leaderboard_seconds == 30
+    assert s.schedule.poll_seconds == "auto" and s.schedule.leaderboard_seconds == "auto"
     assert s.schedule.market_hours_only and s.schedule.timezone == "America/New_York"
     assert s.rules["candidate"].min_score == 70 and s.rules["top_n"].options_n == 5
     assert s.rules["top_n"].zero_dte_metrics == ["heat"] and s.rules["top_n"].zero_dte_n == 5
@@ -79,7 +79,7 @@ BAD_ENV = [
         "number out of range",
         "FLOWBOT_SCHEDULE__POLL_SECONDS",
         "-1",
-        "FLOWBOT_SCHEDULE__POLL_SECONDS: [schedule.poll_seconds]: Input should be greater than 0",
+        "FLOWBOT_SCHEDULE__POLL_SECONDS: [schedule.poll_seconds]: must be more than 0 seconds",
     ),
     (
         "list that is not JSON",

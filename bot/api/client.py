@@ -7,14 +7,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http.cookiejar import CookieJar
 from typing import Any, TypeVar
 
 import httpx
 import stamina
 from pydantic import BaseModel, ValidationError
 
+from bot.api.aimd import AimdLimit
 from bot.api.errors import (
     ApiError,
     AuthError,
@@ -25,6 +29,7 @@ from bot.api.errors import (
     TierRestricted,
     Unavailable,
 )
+from bot.api.lanes import Lanes
 from bot.api.models import (
     CumulativeFlow,
     FlowAnomaly,
@@ -32,11 +37,16 @@ from bot.api.models import (
     OptionsLeaderboard,
     ZeroDteLeaderboard,
 )
+from bot.cadence import stamp_of
 
 __all__ = ["ENDPOINT_PLANS", "FlashAlphaClient", "RateLimit"]
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
+Observer = Callable[[str, float, float, float], None]
+"""``(path, sent, received, stamp)``: a 200 to ``path`` sent and received at those Unix
+times (our clock) whose body was built at ``stamp`` (server clock, Unix seconds)."""
+_MAX_PACED = 20  # 429s with a short Retry-After waited out for one call before it fails
 
 ENDPOINT_PLANS: dict[str, str] = {
     "summary": "growth",
@@ -62,12 +72,17 @@ class FlashAlphaClient:
     """Async client for the endpoints Flowbot polls.
 
     ``base_url`` is ``https://lab.flashalpha.com`` or the sandbox's URL; ``api_key`` is sent as
-    ``X-Api-Key`` and appears in no message. At most ``max_concurrency`` requests are in
-    flight; each has ``timeout`` seconds. 5xx, timeouts, network errors and malformed bodies
-    are retried ``retries`` times with exponential backoff inside the call, then raise
-    :class:`Unavailable` / :class:`MalformedResponse`. Other statuses raise at once
-    (:class:`AuthError`, :class:`TierRestricted`, :class:`SymbolNotFound`, :class:`BadRequest`,
-    :class:`QuotaExceeded`).
+    ``X-Api-Key`` and appears in no message. Requests in flight adapt (:class:`AimdLimit`,
+    ``self.concurrency``): from ``initial_concurrency`` up to ``max_concurrency``, halved on a
+    429, reduced when latency climbs. Each request has ``timeout`` seconds. A 429 whose
+    ``Retry-After`` is at most ``max_pace_seconds`` is a rate limit, not the daily quota: every
+    request pauses that long and this one is sent again (counted in ``throttled``). 5xx,
+    timeouts, network errors and malformed bodies are retried ``retries`` times with
+    exponential backoff inside the call, then raise :class:`Unavailable` /
+    :class:`MalformedResponse`. Other statuses raise at once (:class:`AuthError`,
+    :class:`TierRestricted`, :class:`SymbolNotFound`, :class:`BadRequest`,
+    :class:`QuotaExceeded`). Each callable in ``observers`` hears of every parsed 200 with
+    the time its body was built (:data:`Observer`), for :mod:`bot.cadence`.
     """
 
     def __init__(
@@ -76,28 +91,38 @@ class FlashAlphaClient:
         api_key: str | None,
         *,
         timeout: float = 10.0,
-        max_concurrency: int = 8,
+        max_concurrency: int = 64,
+        initial_concurrency: int = 8,
         retries: int = 2,
         backoff_seconds: float = 0.5,
+        max_pace_seconds: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         headers = {"Accept": "application/json", "User-Agent": "flowbot/0.1"}
         if api_key:
             headers["X-Api-Key"] = api_key
+        self.concurrency = AimdLimit(
+            maximum=max_concurrency, initial=min(initial_concurrency, max_concurrency)
+        )
+        # TLS only for https (the real API); the sandbox and local fakes speak plain HTTP.
+        tls = httpx.create_ssl_context() if base_url.startswith("https:") else None
+        self._lanes = Lanes(self.concurrency, ssl_context=tls) if transport is None else None
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers=headers,
             timeout=timeout,
-            limits=httpx.Limits(
-                max_connections=max_concurrency, max_keepalive_connections=max_concurrency
-            ),
-            transport=transport,
+            # The API sets no cookies; httpx's jar would still parse every response for them.
+            cookies=_NoCookies(),
+            transport=transport or self._lanes,
         )
-        self._gate = asyncio.Semaphore(max_concurrency)
         self._attempts = retries + 1
         self._backoff = backoff_seconds
+        self._max_pace = max_pace_seconds
         self.requests_made = 0
+        self.throttled = 0
         self.rate_limit = RateLimit(None, None, None)
+        self._rate_headers: tuple[str, str | None, str | None] | None = None
+        self.observers: list[Observer] = []
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -145,6 +170,23 @@ class FlashAlphaClient:
     # -- transport ---------------------------------------------------------------------------
 
     async def _get(self, path: str, params: dict[str, Any] | None, model: type[M]) -> M:
+        paced = 0
+        while True:
+            try:
+                return await self._get_retrying(path, params, model)
+            except QuotaExceeded as exc:
+                # A short Retry-After is a per-second limit: wait it out (every request does,
+                # through the lanes' pause) and send again. A long one is the daily quota.
+                wait = exc.retry_after
+                if wait is None or wait > self._max_pace or paced >= _MAX_PACED:
+                    raise
+                paced += 1
+                self.throttled += 1
+                if self._lanes is not None:
+                    self._lanes.pause(wait)
+                await asyncio.sleep(wait)
+
+    async def _get_retrying(self, path: str, params: dict[str, Any] | None, model: type[M]) -> M:
         async for attempt in stamina.retry_context(
             on=(Unavailable, MalformedResponse),
             attempts=self._attempts,
@@ -157,41 +199,63 @@ class FlashAlphaClient:
         raise AssertionError("unreachable: retry_context re-raises the last error")
 
     async def _get_once(self, path: str, params: dict[str, Any] | None, model: type[M]) -> M:
-        async with self._gate:
-            try:
-                response = await self._http.get(path, params=params)
-            except httpx.TimeoutException:
-                raise Unavailable(f"{path}: timed out", path=path) from None
-            except httpx.TransportError as exc:
-                raise Unavailable(f"{path}: {type(exc).__name__}", path=path) from None
+        sent = time.time()
+        try:
+            response = await self._http.get(path, params=params)
+        except httpx.TimeoutException:
+            raise Unavailable(f"{path}: timed out", path=path) from None
+        except httpx.TransportError as exc:
+            raise Unavailable(f"{path}: {type(exc).__name__}", path=path) from None
         self.requests_made += 1
         self._note_rate_limit(response.headers)
         if response.status_code != 200:
             raise _error_for(path, response)
         try:
-            body = response.json()
+            body = json.loads(response.content)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise MalformedResponse(f"{path}: body is not JSON", path=path, status=200) from None
         if not isinstance(body, dict):
             raise MalformedResponse(f"{path}: body is not an object", path=path, status=200)
         try:
-            return model.model_validate(body)
+            parsed = model.model_validate(body)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise MalformedResponse(
                 f"{path}: {where}: {first['msg']}", path=path, status=200
             ) from None
+        if self.observers:
+            stamp = stamp_of(parsed)
+            if stamp is not None:
+                received = time.time()
+                for observer in self.observers:
+                    observer(path, sent, received, stamp.timestamp())
+        return parsed
 
     def _note_rate_limit(self, headers: httpx.Headers) -> None:
         limit = headers.get("X-RateLimit-Limit")
         if limit is None:
             return
+        remaining = headers.get("X-RateLimit-Remaining")
+        last = self._rate_headers
+        if last is not None and last == (limit, remaining, headers.get("X-RateLimit-Reset")):
+            return  # unchanged (Alpha: "unlimited" on every response): nothing to parse
+        self._rate_headers = (limit, remaining, headers.get("X-RateLimit-Reset"))
         self.rate_limit = RateLimit(
             limit=_int_or_none(limit),
             remaining=_int_or_none(headers.get("X-RateLimit-Remaining")),
             reset=_unix_or_none(headers.get("X-RateLimit-Reset")),
         )
+
+
+class _NoCookies(CookieJar):
+    """A jar that keeps nothing: skips httpx's per-response Set-Cookie parsing."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def add_cookie_header(self, request: Any) -> None:
+        return None
 
 
 def _error_for(path: str, response: httpx.Response) -> ApiError:

@@ -10,16 +10,28 @@ to install when it is missing. The market model, scenarios and clock need nothin
 
 from __future__ import annotations
 
+from importlib import import_module
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
-from bot.sim.clock import SimClock
-from bot.sim.faults import FaultRule
-from bot.sim.market import Market
-from bot.sim.scenario import Scenario, default_scenario, load_scenario
-
 if TYPE_CHECKING:
+    from bot.sim.clock import SimClock
+    from bot.sim.faults import FaultRule
+    from bot.sim.market import Market
+    from bot.sim.scenario import Scenario, default_scenario, load_scenario
     from bot.sim.server import Sandbox
+
+# Loaded on first use: ``flowbot`` imports ``bot.sim.command`` for its ``sim`` subcommand, and
+# the server (uvicorn, starlette) would otherwise be paid by every command's start-up.
+_WHERE = {
+    "FaultRule": "bot.sim.faults",
+    "Market": "bot.sim.market",
+    "Sandbox": "bot.sim.server",
+    "Scenario": "bot.sim.scenario",
+    "SimClock": "bot.sim.clock",
+    "default_scenario": "bot.sim.scenario",
+    "load_scenario": "bot.sim.scenario",
+}
 
 __all__ = [
     "SIM_PACKAGES",
@@ -53,10 +65,10 @@ def require_sim() -> None:
 
 
 def __getattr__(name: str) -> Any:
-    # PEP 562: `from bot.sim import Sandbox` imports the server (and uvicorn) only when used.
+    # PEP 562: `from bot.sim import Sandbox` imports the server (and uvicorn) only when used;
+    # without the sim extra it says what to install.
     if name == "Sandbox":
         require_sim()
-        from bot.sim.server import Sandbox
-
-        return Sandbox
+    if name in _WHERE:
+        return getattr(import_module(_WHERE[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,8 +12,10 @@ import json
 import math
 import re
 import threading
+import time
+import zlib
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -48,7 +50,8 @@ _LABEL_FIELD = {"summary": "flow_direction", "anomaly": "regime", "zero_dte_lead
 @dataclass(frozen=True)
 class RequestRecord:
     """One served request: path, endpoint name (or None for admin/unknown), upper-cased symbol
-    or None, HTTP status, simulated time (aware UTC), API key sent (or None)."""
+    or None, HTTP status, simulated time (aware UTC), API key sent (or None), and ``wall``: when
+    the request arrived (``time.time()``, Unix seconds)."""
 
     path: str
     endpoint: str | None
@@ -56,6 +59,7 @@ class RequestRecord:
     status: int
     sim_time: datetime
     key: str | None
+    wall: float = 0.0
 
 
 class RequestLog:
@@ -97,6 +101,64 @@ class RequestLog:
         return self.snapshot()[i]
 
 
+class CachePhase:
+    """Where the sandbox's cache periods start, in seconds after the epoch's period grid.
+
+    ``mode``: ``"epoch"`` (0, the default), ``"random"`` (one phase per period length drawn
+    from ``seed``: every endpoint refreshes together), ``"per-symbol"`` (each symbol and each
+    board on its own phase), or a number of seconds.
+    """
+
+    def __init__(self, mode: str | float = "epoch", seed: int = 0) -> None:
+        if isinstance(mode, str) and mode not in ("epoch", "random", "per-symbol"):
+            try:
+                mode = float(mode)
+            except ValueError:
+                raise ValueError(
+                    f"cache phase {mode!r}: epoch, random, per-symbol or seconds"
+                ) from None
+        self.mode = mode
+        self.seed = seed
+
+    def of(self, endpoint: str, symbol: str | None, period: int) -> float:
+        """The phase (seconds, 0..period) of ``endpoint``'s cache for ``symbol``."""
+        if self.mode == "epoch":
+            return 0.0
+        if isinstance(self.mode, float):
+            return self.mode % period
+        who = symbol or endpoint if self.mode == "per-symbol" else ""
+        unit = zlib.crc32(f"{self.seed}|phase|{period}|{who}".encode()) / 2**32
+        return round(unit * period, 3)
+
+
+class RateLimiter:
+    """Per-key requests per second (real time, not simulated): fixed one-second windows.
+    ``check(key)`` returns ``None`` when the request may go on, else the ``Retry-After``
+    seconds (whole, at least 1) to send with a 429. ``rps`` None or 0 = unlimited."""
+
+    def __init__(self, rps: float | None) -> None:
+        self.rps = rps
+        self._lock = threading.Lock()
+        self._windows: dict[str | None, tuple[int, int]] = {}
+        self.refused = 0
+
+    def check(self, key: str | None) -> int | None:
+        """Count one request of ``key``; the Retry-After when it is over the limit."""
+        if not self.rps:
+            return None
+        now = time.monotonic()
+        window = int(now)
+        with self._lock:
+            start, count = self._windows.get(key, (window, 0))
+            if start != window:
+                start, count = window, 0
+            if count >= self.rps:
+                self.refused += 1
+                return 1
+            self._windows[key] = (start, count + 1)
+        return None
+
+
 @dataclass
 class SandboxState:
     """Everything a request handler needs; shared with the owning Sandbox."""
@@ -107,6 +169,8 @@ class SandboxState:
     faults: FaultSet
     log: RequestLog
     admin: bool = False
+    phase: CachePhase = field(default_factory=CachePhase)
+    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(None))
 
 
 class _BadRequest(Exception):
@@ -179,9 +243,10 @@ class _Cache:
         return val
 
 
-def snap(t: datetime, seconds: int) -> datetime:
-    """Start of the ``seconds``-long cache period containing ``t`` (aligned to the epoch)."""
-    ts = math.floor(t.timestamp() / seconds) * seconds
+def snap(t: datetime, seconds: int, phase: float = 0.0) -> datetime:
+    """Start of the ``seconds``-long cache period containing ``t``: periods start at the epoch
+    plus ``phase`` seconds (0 <= phase < seconds) plus whole periods."""
+    ts = math.floor((t.timestamp() - phase) / seconds) * seconds + phase
     return datetime.fromtimestamp(ts, UTC)
 
 
@@ -263,6 +328,16 @@ def build_app(state: SandboxState) -> Starlette:
                 content = _dumps(
                     {"title": "Unauthorized", "status": 401, "detail": "Invalid API key."}
                 )
+            elif (retry_after := state.limiter.check(key)) is not None:
+                status, quota = 429, keys.status(key, now)  # not charged to the daily quota
+                extra["Retry-After"] = str(retry_after)
+                content = _dumps(
+                    {
+                        "status": "ERROR",
+                        "error": "rate_limited",
+                        "message": f"More than {state.limiter.rps:g} requests per second.",
+                    }
+                )
             else:
                 # Like the real API, the daily quota counts every authenticated request,
                 # including ones then refused for the plan (a Free key gets 429 on its 6th).
@@ -299,7 +374,9 @@ def build_app(state: SandboxState) -> Starlette:
                     status, content = await serve(endpoint, symbol, request, now, period)
             headers = _rate_headers(quota, now)
             headers.update(extra)
-            log.append(RequestRecord(request.url.path, endpoint, symbol, status, now, key))
+            log.append(
+                RequestRecord(request.url.path, endpoint, symbol, status, now, key, time.time())
+            )
             return Response(content, status, headers, media_type="application/json")
 
         return handler
@@ -318,7 +395,7 @@ def build_app(state: SandboxState) -> Starlette:
             await asyncio.sleep(decision.delay_s)
         if decision.error_status is not None:
             return decision.error_status, b'{"error":"upstream_unavailable"}'
-        t = snap(now, period)
+        t = snap(now, period, state.phase.of(endpoint, symbol, period))
         body, raw = cache.get(
             (endpoint, symbol, params, t),
             lambda: {

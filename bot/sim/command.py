@@ -50,6 +50,16 @@ def sim_command(
     key: Annotated[
         list[str] | None, typer.Option(help="Extra API key as KEY=Plan (repeatable).")
     ] = None,
+    cache_phase: Annotated[
+        str,
+        typer.Option(
+            help="Where cache periods start: epoch, random (seeded), per-symbol, or seconds."
+        ),
+    ] = "epoch",
+    rate_limit: Annotated[
+        float | None,
+        typer.Option(help="Requests per second per API key; more get 429 with Retry-After."),
+    ] = None,
 ) -> None:
     """Run a local FlashAlpha Lab API sandbox (the six flow endpoints) until interrupted.
 
@@ -64,6 +74,12 @@ def sim_command(
     from bot.sim.server import Sandbox
 
     keys = _parse_keys(key or [])
+    from bot.sim.app import CachePhase
+
+    try:
+        CachePhase(cache_phase)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--cache-phase") from None
     sandbox = Sandbox(
         scenario=scenario,
         seed=seed,
@@ -72,6 +88,8 @@ def sim_command(
         host=host,
         port=port,
         extra_keys=keys,
+        cache_phase=cache_phase,
+        rate_limit=rate_limit,
     )
     stop = threading.Event()
     # SIGTERM (and Ctrl-C) end the wait below; the sandbox then shuts down cleanly, exit 0.
@@ -81,7 +99,8 @@ def sim_command(
         typer.echo(f"FlashAlpha sandbox listening on {sandbox.base_url}")
         typer.echo(
             f"scenario: {sandbox.scenario.name} (seed {sandbox.market.seed}), "
-            f"sim time {sandbox.clock.now().isoformat()}, speed {speed}x"
+            f"sim time {sandbox.clock.now().isoformat()}, speed {speed}x, "
+            f"cache phase {cache_phase}" + (f", {rate_limit:g} req/s per key" if rate_limit else "")
         )
         for k, plan in sandbox.keys.items():
             typer.echo(f"  API key {k} -> {plan}")

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import uvicorn
 
-from bot.sim.app import RequestLog, RequestRecord, SandboxState, build_app
+from bot.sim.app import (
+    CachePhase,
+    RateLimiter,
+    RequestLog,
+    RequestRecord,
+    SandboxState,
+    build_app,
+)
 from bot.sim.auth import KeyStore
 from bot.sim.clock import SimClock
 from bot.sim.faults import FaultRule, FaultSet
@@ -45,6 +52,9 @@ class Sandbox:
     starts at 09:30 New York on the scenario's session date). admin: mount ``/_sim/``.
     extra_keys: more ``{"key": "Plan"}`` on top of the built-ins and the scenario's ``[keys]``.
     faults: extra FaultRule objects on top of the scenario's ``[[faults]]``.
+    cache_phase: where cache periods start (:class:`CachePhase`: ``"epoch"``, ``"random"``,
+    ``"per-symbol"`` or seconds). rate_limit: requests per second per API key (real time);
+    more get 429 with ``Retry-After: 1``, not charged to the daily quota (None = no limit).
 
     Use as ``with Sandbox(...) as sb:`` or ``start()``/``stop()``. Attributes: ``base_url``,
     ``clock`` (SimClock), ``request_log`` (RequestLog of RequestRecord), ``faults`` (FaultSet),
@@ -61,6 +71,8 @@ class Sandbox:
         port: int = 0,
         extra_keys: dict[str, str] | None = None,
         faults: list[FaultRule] | None = None,
+        cache_phase: str | float = "epoch",
+        rate_limit: float | None = None,
     ) -> None:
         if scenario is None:
             scenario = default_scenario()
@@ -74,8 +86,17 @@ class Sandbox:
         self.request_log = RequestLog()
         self.host, self.port = host, port
         self.admin = admin
+        self.cache_phase = CachePhase(cache_phase, self.market.seed)
+        self.limiter = RateLimiter(rate_limit)
         self._state = SandboxState(
-            self.market, self.clock, self._keys, self.faults, self.request_log, admin
+            self.market,
+            self.clock,
+            self._keys,
+            self.faults,
+            self.request_log,
+            admin,
+            self.cache_phase,
+            self.limiter,
         )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
