@@ -144,7 +144,7 @@ def render_cumulative_chart(
     ax.set_title(title, fontsize=14, loc="left")
 
     ax.axhline(0, color="#555555", linewidth=1.0, zorder=1)
-    ax.set_xlim(session.open_utc, session.close_utc)
+    ax.set_xlim(float(mdates.date2num(session.open_utc)), float(mdates.date2num(session.close_utc)))
     tzname = session.close_utc.astimezone(tz).tzname() or str(tz)
     ax.set_xlabel(f"Time ({tzname})", fontsize=11)
     ax.set_ylabel("Net contracts (cumulative)", fontsize=11)
@@ -177,7 +177,7 @@ def render_cumulative_chart(
         for symbol, (times, values) in shown:
             color, style = styles[symbol]
             ax.plot(
-                times,
+                mdates.date2num(times),
                 values,
                 color=color,
                 linestyle=style,
@@ -187,7 +187,7 @@ def render_cumulative_chart(
             marks = flip_points(times, values, (flips or {}).get(symbol, ()))
             if marks:
                 ax.scatter(
-                    [t for t, _ in marks],
+                    mdates.date2num([t for t, _ in marks]),
                     [v for _, v in marks],
                     marker="^",
                     s=90,

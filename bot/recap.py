@@ -23,7 +23,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from bot.api.models import FlowAnomaly, FlowSummary, OptionsLeaderboard, ZeroDteLeaderboard
+from bot.api.models import (
+    FlowAnomaly,
+    FlowSummary,
+    LeaderboardRow,
+    OptionsLeaderboard,
+    ZeroDteLeaderboard,
+)
 from bot.calendar import NEW_YORK, Session
 from bot.events import AlertRecord
 from bot.humanize import human_duration
@@ -501,7 +507,7 @@ def _group_alerts(alerts: list[AlertRecord]) -> tuple[AlertKindGroup, ...]:
     return tuple(kinds)
 
 
-def _leader_lines(rows, top_n: int) -> tuple[LeaderLine, ...]:
+def _leader_lines(rows: Sequence[LeaderboardRow], top_n: int) -> tuple[LeaderLine, ...]:
     return tuple(
         LeaderLine(
             rank=i,

@@ -196,8 +196,8 @@ def _limit_block(block: dict[str, Any]) -> dict[str, Any]:
     if kind == "section":
         out = dict(block)
         if "text" in block:
-            text = truncate(block["text"]["text"], MAX_SECTION_TEXT)
-            out["text"] = dict(block["text"], text=text)
+            body = truncate(block["text"]["text"], MAX_SECTION_TEXT)
+            out["text"] = dict(block["text"], text=body)
         if "fields" in block:
             fields = [dict(f, text=truncate(f["text"], MAX_FIELD_TEXT)) for f in block["fields"]]
             out["fields"] = fields[:MAX_FIELDS]

@@ -462,7 +462,9 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
             raise ConfigError(f"{toml_path}: not valid TOML: {exc}") from None
 
     # A subclass per call keeps the path off the shared class: no process-global config.
-    cls = type("Settings", (Settings,), {"toml_path": toml_path, "__module__": __name__})
+    cls: type[Settings] = type(
+        "Settings", (Settings,), {"toml_path": toml_path, "__module__": __name__}
+    )
     try:
         return cls(**overrides)
     except ValidationError as exc:
@@ -485,7 +487,7 @@ def isolated_settings(**values: Any) -> Settings:
     """Settings from ``values`` and the defaults only: no TOML file, no ``FLOWBOT_*`` variable
     (``FLOWBOT_CONFIG`` included). For ``flowbot demo`` and tests, which must behave the same
     whatever the shell exported. Raises :class:`ConfigError` naming the key of a bad value."""
-    cls = type(
+    cls: type[Settings] = type(
         "Settings",
         (Settings,),
         {"toml_path": None, "read_environment": False, "__module__": __name__},
@@ -499,14 +501,16 @@ def isolated_settings(**values: Any) -> Settings:
 def isolated_secrets(**values: str) -> Secrets:
     """Secrets from ``values`` only (e.g. the sandbox's key): the environment and
     ``/run/secrets`` are not read, so no live token, webhook or password can leak in."""
-    cls = type("Secrets", (Secrets,), {"read_environment": False, "__module__": __name__})
-    return cls(**values)
+    cls: type[Secrets] = type(
+        "Secrets", (Secrets,), {"read_environment": False, "__module__": __name__}
+    )
+    return cls(**dict[str, Any](values))
 
 
 def load_secrets(secrets_dir: Path | None = None) -> Secrets:
     """Read secrets from the environment and, when given and present, ``secrets_dir`` files."""
     if secrets_dir is not None and secrets_dir.is_dir():
-        return Secrets(_secrets_dir=secrets_dir)  # type: ignore[call-arg]
+        return Secrets(_secrets_dir=secrets_dir)
     return Secrets()
 
 

@@ -131,7 +131,8 @@ def build_digest_message(
     msg.set_content(text)
     msg.add_alternative(inline_css(html), subtype="html")
     if chart_png is not None:
-        html_part = msg.get_payload()[1]
+        html_part = msg.get_body(("html",))
+        assert isinstance(html_part, EmailMessage)  # add_alternative just made it
         # add_related turns the HTML part into multipart/related(html, png).
         html_part.add_related(
             chart_png,
@@ -147,7 +148,8 @@ def build_digest_message(
 def _chart_bytes(msg: EmailMessage) -> bytes | None:
     for part in msg.walk():
         if part.get("Content-ID", "").strip("<>") == CHART_CONTENT_ID:
-            return part.get_content()
+            content = part.get_payload(decode=True)
+            return content if isinstance(content, bytes) else None
     return None
 
 

@@ -133,7 +133,7 @@ class Board:
         if row is None:
             return False
         if self.source == "options":
-            return abs(row.net_notional) >= self.floor
+            return bool(abs(row.net_notional) >= self.floor)
         return self.floor <= 0 or (row.value is not None and row.value >= self.floor)
 
     def size(self, symbol: str | None) -> float:
