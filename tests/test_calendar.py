@@ -41,8 +41,14 @@ def utc(y: int, m: int, d: int, hh: int, mm: int = 0) -> datetime:
         # Christmas Eve: early close too.
         (date(2026, 12, 24), utc(2026, 12, 24, 14, 30), utc(2026, 12, 24, 18), True),
     ],
-    ids=["pre-spring-dst", "post-spring-dst", "pre-fall-dst", "post-fall-dst", "black-friday",
-         "christmas-eve"],
+    ids=[
+        "pre-spring-dst",
+        "post-spring-dst",
+        "pre-fall-dst",
+        "post-fall-dst",
+        "black-friday",
+        "christmas-eve",
+    ],
 )
 def test_session_times(cal, day, open_utc, close_utc, early):
     """Open/close are the right UTC instants across DST changes and on early-close days."""
@@ -78,7 +84,16 @@ def test_no_session_on_holidays_and_weekends(cal, day):
         (ny(2026, 11, 29, 17), None),
         # A bot started at 17:00 on a normal day still gets that day's session.
         (ny(2026, 11, 30, 17), date(2026, 11, 30)),
-        (ny(2026, 11, 30, 16, 4, ), None),
+        (
+            ny(
+                2026,
+                11,
+                30,
+                16,
+                4,
+            ),
+            None,
+        ),
         (ny(2026, 11, 30, 23, 59), date(2026, 11, 30)),
         # Next morning the old recap is no longer due.
         (ny(2026, 12, 1, 8), None),
