@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+import ssl
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -116,16 +117,27 @@ def alert_mail(
 class EmailDestination:
     """Sends alert mails and the digest through one :class:`EmailSender` (no retries of its
     own), or writes them to ``outbox_dir`` when ``host`` is empty. ``EmailError`` becomes a
-    :class:`DeliveryError`: permanent for 5xx replies and bad certificates."""
+    :class:`DeliveryError`: permanent for 5xx replies and bad certificates. ``tls_context``
+    verifies the server (``None``: the system's trust store)."""
 
     capabilities = Capabilities(Dialect.PLAIN, digest=True)
 
-    def __init__(self, cfg: EmailConfig, password: str | None) -> None:
+    def __init__(
+        self, cfg: EmailConfig, password: str | None, tls_context: ssl.SSLContext | None = None
+    ) -> None:
         self.name = cfg.name
         self.min_interval = cfg.min_interval
         self.cfg = cfg
         self._sender = (
-            EmailSender(cfg.host, cfg.port, cfg.security, cfg.username, password, retry_delays=())
+            EmailSender(
+                cfg.host,
+                cfg.port,
+                cfg.security,
+                cfg.username,
+                password,
+                tls_context=tls_context,
+                retry_delays=(),
+            )
             if cfg.host
             else None
         )
