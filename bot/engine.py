@@ -35,11 +35,11 @@ from bot.api.sources import SOURCES, FetchArgs
 from bot.budget import sources_for
 from bot.events import Event, Severity
 from bot.health import SourceHealth
+from bot.humanize import human_duration
 from bot.metrics import Metrics
 from bot.notices import Condition, notices, source_conditions, stale_condition
 from bot.pipeline import Lookups, PipelineConfig, run
 from bot.policy import Decision
-from bot.render import duration
 from bot.rules import DetectContext, Memory
 from bot.rules.flow_inflection import FlowInflectionConfig
 from bot.rules.memory import memory_from_rows, memory_rows
@@ -349,7 +349,7 @@ class Engine:
         lag = (now - flow_feed).total_seconds()
         if limit and lag > limit:
             if key not in self._stale:
-                log.warning("%s: flow feed %s behind: numbers are stale", key, duration(lag))
+                log.warning("%s: flow feed %s behind: numbers are stale", key, human_duration(lag))
             self._stale[key] = lag
         elif self._stale.pop(key, None) is not None:
             log.info("%s: flow feed fresh again", key)

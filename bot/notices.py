@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.events import Event, Severity
-from bot.render import duration
+from bot.humanize import human_duration
 
 __all__ = ["NOTICES", "Condition", "notices", "source_conditions", "stale_condition"]
 
@@ -148,7 +148,7 @@ def source_conditions(
                 "-",
                 "Daily API quota spent",
                 f"Polling paused until {paused_until:%H:%M} UTC "
-                f"({duration((paused_until - now).total_seconds())}).",
+                f"({human_duration((paused_until - now).total_seconds())}).",
                 Severity.CRITICAL,
             )
         )
@@ -167,6 +167,6 @@ def stale_condition(lag_seconds: Mapping[str, float], limit: float) -> Condition
         "feed_stale",
         "-",
         f"Flow feed stale: {len(stale)} symbol{'s' if len(stale) > 1 else ''}, "
-        f"{duration(worst)} behind",
+        f"{human_duration(worst)} behind",
         f"{names}: numbers may be old; alerts from them may be late.",
     )
