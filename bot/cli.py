@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from bot.calendar import Session
+from bot.lock import StateLock, StateLocked
 
 if TYPE_CHECKING:
     from bot.app import Bot
@@ -74,6 +75,29 @@ def _build(settings: Settings, secrets: Secrets, *, dry_run: bool = False) -> Bo
     except ConfigError as exc:
         err.print(f"[bold red]config error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+async def _standby(lock: StateLock) -> bool:
+    """Wait for the state file's lock (another `flowbot run` may hold it); ``False`` when a
+    SIGINT / SIGTERM came first."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    waiting = asyncio.ensure_future(lock.wait())
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        stopping.cancel()
+    if not waiting.done():
+        waiting.cancel()
+        return False
+    return True
 
 
 def _logging(level: str, settings: Settings, secrets: Secrets, log_format: str = "auto") -> None:
@@ -137,8 +161,15 @@ def run(
         )
 
     async def main() -> None:
-        bot = _build(settings, secrets)
-        await run_forever(bot, budget, TradingCalendar())
+        bot = _build(settings, secrets)  # a config mistake stops here, standby or not
+        lock = StateLock(settings.state.path)
+        if not await _standby(lock):
+            await bot.aclose()
+            return  # stopped while waiting
+        try:
+            await run_forever(bot, budget, TradingCalendar())
+        finally:
+            lock.release()
 
     try:
         asyncio.run(main())
@@ -161,6 +192,16 @@ def once(
 
     async def main() -> int:
         bot = _build(settings, secrets, dry_run=dry_run)
+        lock = StateLock(":memory:" if dry_run else settings.state.path)
+        try:
+            lock.acquire()
+        except StateLocked as exc:
+            await bot.aclose()
+            err.print(
+                f"[red]not run:[/] {escape(str(exc))} (a `flowbot run` polls it already)",
+                soft_wrap=True,
+            )
+            return 1
         try:
             now = utcnow()
             first = await bot.engine.poll_symbols(now)
@@ -168,6 +209,7 @@ def once(
             await bot.worker.flush()
         finally:
             await bot.aclose()
+            lock.release()
         alerts = len(first.alerts) + len(second.alerts)
         err.print(
             f"{first.fetched + second.fetched} response(s), "
