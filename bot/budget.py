@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bot.api.client import ENDPOINT_PLANS
+from bot.api.sources import SOURCES
 from bot.rules.top_n import TopNConfig
 from bot.settings import PLAN_QUOTAS, Settings, plan_allows
 
@@ -68,7 +68,7 @@ def sources_for(settings: Settings) -> tuple[list[str], list[str], list[str]]:
     skipped = [
         s
         for s in wanted_symbol + wanted_board
-        if not plan_allows(plan, ENDPOINT_PLANS[s.split(":")[0]])
+        if not plan_allows(plan, SOURCES[s.split(":")[0]].plan)
     ]
     return (
         [s for s in wanted_symbol if s not in skipped],

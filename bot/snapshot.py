@@ -16,6 +16,7 @@ from bot.api.models import (
     OptionsLeaderboard,
     ZeroDteLeaderboard,
 )
+from bot.api.sources import SOURCES
 
 if TYPE_CHECKING:
     from bot.store import SnapshotRow
@@ -24,13 +25,7 @@ __all__ = ["MODELS", "MarketSnapshot", "snapshot_from_models", "snapshot_from_ro
 
 log = logging.getLogger(__name__)
 
-MODELS: dict[str, type[BaseModel]] = {
-    "summary": FlowSummary,
-    "anomaly": FlowAnomaly,
-    "options_leaderboard": OptionsLeaderboard,
-    "zero_dte_leaderboard": ZeroDteLeaderboard,
-    "cumulative": CumulativeFlow,
-}
+MODELS: dict[str, type[BaseModel]] = {name: source.model for name, source in SOURCES.items()}
 """The response model of each stored source (the store's ``source`` column)."""
 
 

@@ -39,7 +39,7 @@ from bot.api.models import (
 )
 from bot.cadence import stamp_of
 
-__all__ = ["ENDPOINT_PLANS", "FlashAlphaClient", "RateLimit"]
+__all__ = ["FlashAlphaClient", "RateLimit"]
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -47,15 +47,6 @@ Observer = Callable[[str, float, float, float], None]
 """``(path, sent, received, stamp)``: a 200 to ``path`` sent and received at those Unix
 times (our clock) whose body was built at ``stamp`` (server clock, Unix seconds)."""
 _MAX_PACED = 20  # 429s with a short Retry-After waited out for one call before it fails
-
-ENDPOINT_PLANS: dict[str, str] = {
-    "summary": "growth",
-    "anomaly": "growth",
-    "options_leaderboard": "alpha",
-    "zero_dte_leaderboard": "alpha",
-    "cumulative": "alpha",
-}
-"""The lowest plan each polled source needs (API page, "plan" column)."""
 
 
 @dataclass(frozen=True, slots=True)
