@@ -21,23 +21,21 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel
 
 from bot.api.client import FlashAlphaClient
-from bot.api.errors import (
-    ApiError,
-    AuthError,
-    BadRequest,
-    MalformedResponse,
-    QuotaExceeded,
-    SymbolNotFound,
-    TierRestricted,
-)
+from bot.api.errors import outcome
 from bot.api.models import DECISIONS, FLOW_DIRECTIONS, REGIMES, FlowAnomaly, FlowSummary
 from bot.api.sources import SOURCES, FetchArgs
 from bot.budget import sources_for
-from bot.events import Event, Severity
+from bot.events import Event
 from bot.health import SourceHealth
 from bot.humanize import human_duration
 from bot.metrics import Metrics
-from bot.notices import Condition, notices, source_conditions, stale_condition
+from bot.notices import (
+    Condition,
+    dead_letter_conditions,
+    health_conditions,
+    notices,
+    stale_conditions,
+)
 from bot.pipeline import Lookups, PipelineConfig, run
 from bot.policy import Decision
 from bot.rules import DetectContext, Memory
@@ -221,7 +219,7 @@ class Engine:
                 if isinstance(result, asyncio.CancelledError):
                     raise result
                 report.failed += 1
-                self.metrics.requests.labels(job.source, _outcome(result)).inc()
+                self.metrics.requests.labels(job.source, outcome(result)).inc()
                 self.health.failed(job.source, job.key, result, now)
                 continue
             report.fetched += 1
@@ -283,33 +281,14 @@ class Engine:
 
     def _notices(self, now: datetime) -> list[Event]:
         """Notice events for the bot's own conditions that opened or closed since last tick."""
-        health = self.health
-        conditions = source_conditions(
-            auth_failed=health.auth_failed,
-            disabled={s: (p, health.current_plan.get(s)) for s, p in health.disabled.items()},
-            failures=health.failures,
-            failing_after=self.settings.flashalpha.failing_after_polls,
-            paused_until=health.paused_until,
-            now=now,
-        )
-        stale = stale_condition(self._stale, self.settings.flashalpha.stale_after_seconds or 1e18)
-        if stale is not None:
-            conditions.append(stale)
         dead = [i for i in self.store.outbox("dead", limit=100) if i.id > self._dead_seen]
-        if dead:
-            self._dead_seen = max(i.id for i in dead)
-            for destination in sorted({i.destination for i in dead}):
-                mine = [i for i in dead if i.destination == destination]
-                conditions.append(
-                    Condition(
-                        "dead_letters",
-                        destination,
-                        f"{len(mine)} message(s) to {destination} failed for good",
-                        f"{mine[0].last_error or 'permanent failure'}. Fix it, then "
-                        "`flowbot outbox retry --all`.",
-                        Severity.CRITICAL,
-                    )
-                )
+        self._dead_seen = max((i.id for i in dead), default=self._dead_seen)
+        flashalpha = self.settings.flashalpha
+        conditions = [
+            *health_conditions(self.health, flashalpha.failing_after_polls, now),
+            *stale_conditions(self._stale, flashalpha.stale_after_seconds),
+            *dead_letter_conditions((i.destination, i.last_error) for i in dead),
+        ]
         events = notices(self._conditions, conditions, now)
         self._conditions = {c.key: c for c in conditions}
         return events
@@ -359,22 +338,6 @@ class Engine:
         running = [t for t in self._running if t is not asyncio.current_task()]
         if running:
             await asyncio.gather(*running, return_exceptions=True)
-
-
-_OUTCOMES: tuple[tuple[type[BaseException], str], ...] = (
-    (AuthError, "auth"),
-    (TierRestricted, "tier"),
-    (SymbolNotFound, "not_found"),
-    (QuotaExceeded, "quota"),
-    (BadRequest, "bad_request"),
-    (MalformedResponse, "malformed"),
-    (ApiError, "unavailable"),
-)
-
-
-def _outcome(error: BaseException) -> str:
-    """The metrics label of a failed request."""
-    return next((name for kind, name in _OUTCOMES if isinstance(error, kind)), "error")
 
 
 def utcnow() -> datetime:

@@ -15,9 +15,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.events import Event, Severity
+from bot.health import SourceHealth
 from bot.humanize import human_duration
 
-__all__ = ["NOTICES", "Condition", "notices", "source_conditions", "stale_condition"]
+__all__ = [
+    "NOTICES",
+    "Condition",
+    "dead_letter_conditions",
+    "health_conditions",
+    "notices",
+    "source_conditions",
+    "stale_condition",
+    "stale_conditions",
+]
 
 NOTICES = (
     "api_key_rejected",
@@ -153,6 +163,43 @@ def source_conditions(
             )
         )
     return out
+
+
+def health_conditions(health: SourceHealth, failing_after: int, now: datetime) -> list[Condition]:
+    """:func:`source_conditions` of what ``health`` (the engine's run state) knows."""
+    return source_conditions(
+        auth_failed=health.auth_failed,
+        disabled={s: (p, health.current_plan.get(s)) for s, p in health.disabled.items()},
+        failures=health.failures,
+        failing_after=failing_after,
+        paused_until=health.paused_until,
+        now=now,
+    )
+
+
+def stale_conditions(lag_seconds: Mapping[str, float], limit: float) -> list[Condition]:
+    """The stale-feed condition as a list (empty when nothing is stale or ``limit`` is 0,
+    i.e. the check is off)."""
+    found = stale_condition(lag_seconds, limit) if limit else None
+    return [found] if found is not None else []
+
+
+def dead_letter_conditions(rows: Iterable[tuple[str, str | None]]) -> list[Condition]:
+    """One condition per destination for outbox rows newly moved to the dead letters:
+    ``rows`` are ``(destination, last_error)``, newest first."""
+    by_destination: dict[str, list[str | None]] = {}
+    for destination, error in rows:
+        by_destination.setdefault(destination, []).append(error)
+    return [
+        Condition(
+            "dead_letters",
+            destination,
+            f"{len(errors)} message(s) to {destination} failed for good",
+            f"{errors[0] or 'permanent failure'}. Fix it, then `flowbot outbox retry --all`.",
+            Severity.CRITICAL,
+        )
+        for destination, errors in sorted(by_destination.items())
+    ]
 
 
 def stale_condition(lag_seconds: Mapping[str, float], limit: float) -> Condition | None:

@@ -17,6 +17,7 @@ __all__ = [
     "SymbolNotFound",
     "TierRestricted",
     "Unavailable",
+    "outcome",
 ]
 
 
@@ -76,3 +77,21 @@ class Unavailable(ApiError):
 
 class MalformedResponse(ApiError):
     """A 200 whose body is not JSON or does not fit the model: logged and skipped."""
+
+
+_OUTCOMES: tuple[tuple[type[ApiError], str], ...] = (
+    (AuthError, "auth"),
+    (TierRestricted, "tier"),
+    (SymbolNotFound, "not_found"),
+    (QuotaExceeded, "quota"),
+    (BadRequest, "bad_request"),
+    (MalformedResponse, "malformed"),
+    (ApiError, "unavailable"),
+)
+
+
+def outcome(error: BaseException) -> str:
+    """A short label for what a request failed with (the metrics' ``outcome``): ``auth``,
+    ``tier``, ``not_found``, ``quota``, ``bad_request``, ``malformed``, ``unavailable`` for
+    the API's errors, ``error`` for anything else."""
+    return next((name for kind, name in _OUTCOMES if isinstance(error, kind)), "error")
