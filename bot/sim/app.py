@@ -15,11 +15,13 @@ import threading
 import time
 import zlib
 from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, SupportsIndex, overload
 
 from starlette.applications import Starlette
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -45,6 +47,10 @@ _REQUIRED_FIELD = {
     "cumulative": "points",
 }
 _LABEL_FIELD = {"summary": "flow_direction", "anomaly": "regime", "zero_dte_leaderboard": "metric"}
+#: Validated query parameters of one request, part of its cache key (expiry, n, minutes...).
+_Params = tuple[str | int | None, ...]
+#: Cache key: (endpoint, symbol or None, params, start of the cache period).
+_CacheKey = tuple[str, str | None, _Params, datetime]
 
 
 @dataclass(frozen=True)
@@ -94,10 +100,16 @@ class RequestLog:
     def __len__(self) -> int:
         return self.count()
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[RequestRecord]:
         return iter(self.snapshot())
 
-    def __getitem__(self, i):
+    @overload
+    def __getitem__(self, i: SupportsIndex) -> RequestRecord: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[RequestRecord]: ...
+
+    def __getitem__(self, i: SupportsIndex | slice) -> RequestRecord | list[RequestRecord]:
         return self.snapshot()[i]
 
 
@@ -174,23 +186,23 @@ class SandboxState:
 
 
 class _BadRequest(Exception):
-    def __init__(self, status: int, body: dict) -> None:
+    def __init__(self, status: int, body: dict[str, str]) -> None:
         self.status, self.body = status, body
 
 
-def _int_param(q, name: str, default: int, lo: int, hi: int) -> int:
+def _int_param(q: QueryParams, name: str, default: int, lo: int, hi: int) -> int:
     """Integer query parameter clamped to lo..hi; missing or unparsable -> default."""
     raw = q.get(name)
     try:
-        v = int(raw) if raw not in (None, "") else default
+        v = int(raw) if raw else default
     except ValueError:
         v = default
     return max(lo, min(hi, v))
 
 
-def _expiry(q) -> str | None:
+def _expiry(q: QueryParams) -> str | None:
     raw = q.get("expiry")
-    if raw in (None, ""):
+    if not raw:
         return None
     try:
         if not _EXPIRY_RE.match(raw):
@@ -227,9 +239,11 @@ class _Cache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._d: dict[tuple, tuple[dict, bytes]] = {}
+        self._d: dict[_CacheKey, tuple[dict[str, Any], bytes]] = {}
 
-    def get(self, key: tuple, build) -> tuple[dict, bytes]:
+    def get(
+        self, key: _CacheKey, build: Callable[[], dict[str, Any]]
+    ) -> tuple[dict[str, Any], bytes]:
         with self._lock:
             hit = self._d.get(key)
         if hit is not None:
@@ -250,7 +264,17 @@ def snap(t: datetime, seconds: int, phase: float = 0.0) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-def _malform(rule: FaultRule, endpoint: str, body: dict) -> bytes:
+def _need_symbol(endpoint: str, symbol: str | None) -> str:
+    """The path's symbol; every per-symbol endpoint's route has a ``{symbol}`` part.
+
+    Raises ValueError when it is missing (a routing bug, not bad input).
+    """
+    if symbol is None:
+        raise ValueError(f"endpoint {endpoint} was routed without a symbol")
+    return symbol
+
+
+def _malform(rule: FaultRule, endpoint: str, body: dict[str, Any]) -> bytes:
     """Apply a malformed-body rule to a copy of ``body``."""
     if rule.mode == "truncated":
         raw = _dumps(body)
@@ -276,14 +300,16 @@ def build_app(state: SandboxState) -> Starlette:
     )
     cache = _Cache()
 
-    def body_for(endpoint: str, symbol: str | None, q, now: datetime) -> tuple[tuple, Any]:
+    def body_for(
+        endpoint: str, symbol: str | None, q: QueryParams, now: datetime
+    ) -> tuple[_Params, Callable[[datetime], dict[str, Any]]]:
         """Validate params -> (cache key params, builder taking the snapped time)."""
         if endpoint == "summary":
-            exp = _expiry(q)
-            return (exp,), lambda t: market.flow_summary(symbol, t, exp)
+            exp, sym = _expiry(q), _need_symbol(endpoint, symbol)
+            return (exp,), lambda t: market.flow_summary(sym, t, exp)
         if endpoint == "anomaly":
-            exp = _expiry(q)
-            return (exp,), lambda t: market.flow_anomaly(symbol, t, exp)
+            exp, sym = _expiry(q), _need_symbol(endpoint, symbol)
+            return (exp,), lambda t: market.flow_anomaly(sym, t, exp)
         if endpoint == "options_leaderboard":
             n = _int_param(q, "n", 10, 1, 50)
             w = _int_param(q, "windowMinutes", 240, 1, 10080)
@@ -307,11 +333,13 @@ def build_app(state: SandboxState) -> Starlette:
                     400, {"error": "bar_unavailable", "message": "Only bar=1m is available."}
                 )
             mins = _int_param(q, "minutes", 60, 1, 390)
-            return (mins,), lambda t: market.strike_flow(symbol, t, mins)
+            sym = _need_symbol(endpoint, symbol)
+            return (mins,), lambda t: market.strike_flow(sym, t, mins)
         mins = _int_param(q, "minutes", 240, 1, 10080)
-        return (mins,), lambda t: market.cumulative(symbol, t, mins)
+        sym = _need_symbol(endpoint, symbol)
+        return (mins,), lambda t: market.cumulative(sym, t, mins)
 
-    def make_handler(endpoint: str):
+    def make_handler(endpoint: str) -> Callable[[Request], Awaitable[Response]]:
         required = REQUIRED_PLAN[endpoint]
         period = CACHE_SECONDS.get(endpoint, DEFAULT_CACHE_SECONDS)
 
@@ -323,7 +351,7 @@ def build_app(state: SandboxState) -> Starlette:
             plan = keys.plan(key)
             extra: dict[str, str] = {}
             content: bytes
-            if plan is None:
+            if key is None or plan is None:  # keys.plan is None for a missing key
                 status, quota = 401, None
                 content = _dumps(
                     {"title": "Unauthorized", "status": 401, "detail": "Invalid API key."}
@@ -381,7 +409,9 @@ def build_app(state: SandboxState) -> Starlette:
 
         return handler
 
-    async def serve(endpoint, symbol, request, now, period) -> tuple[int, bytes]:
+    async def serve(
+        endpoint: str, symbol: str | None, request: Request, now: datetime, period: int
+    ) -> tuple[int, bytes]:
         try:
             if symbol is not None and not market.has_symbol(symbol):
                 raise _BadRequest(

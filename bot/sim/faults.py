@@ -10,9 +10,11 @@ from __future__ import annotations
 import itertools
 import random
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from datetime import date, datetime
+from typing import Any
 
 from bot.sim.nytime import parse_ny_time
 
@@ -76,15 +78,15 @@ class FaultRule:
         return not (self.end is not None and now >= self.end)
 
 
-def rule_from_dict(d: dict, session_date: date) -> FaultRule:
+def rule_from_dict(d: Mapping[str, Any], session_date: date) -> FaultRule:
     """Build a rule from a scenario/CLI mapping; ``start``/``end`` are New York times
     ("HH:MM[:SS]") on ``session_date`` or full ISO-8601 datetimes."""
-    d = dict(d)
+    fields = dict(d)
     for k in ("start", "end"):
-        if d.get(k) is not None:
-            d[k] = parse_ny_time(str(d[k]), session_date)
-    d.pop("id", None)
-    return FaultRule(**d)
+        if fields.get(k) is not None:
+            fields[k] = parse_ny_time(str(fields[k]), session_date)
+    fields.pop("id", None)
+    return FaultRule(**fields)
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ class FaultSet:
         for r in rules or []:
             self.add(r)
 
-    def add(self, rule: FaultRule | None = None, **kwargs) -> int:
+    def add(self, rule: FaultRule | None = None, **kwargs: Any) -> int:
         """Add a rule (or build one from kwargs, times as aware UTC datetimes); returns its id."""
         if rule is None:
             rule = FaultRule(**kwargs)

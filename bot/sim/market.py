@@ -17,6 +17,7 @@ import random
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
 
 from bot.sim.nytime import (
     SESSION_MINUTES,
@@ -31,6 +32,8 @@ from bot.sim.scenario import Event, Scenario, SymbolSpec
 
 NEUTRAL_BAND = 0.05  # |shift| under 5% is "neutral" (API page)
 CANDIDATE_SCORE, NEUTRAL_SCORE = 70, 40  # decision bands (API page)
+
+_Num = TypeVar("_Num", int, float)
 
 
 def stable_int(*parts: object) -> int:
@@ -93,8 +96,9 @@ class DaySeries:
     cprem: list[float]
 
 
-def _prefix(xs: list) -> list:
-    out = [0] * (len(xs) + 1)
+def _prefix(xs: list[_Num]) -> list[_Num]:
+    """Prefix sums: ``out[i]`` = sum of ``xs[:i]`` (length ``len(xs) + 1``, ``out[0]`` = 0)."""
+    out: list[_Num] = [0] * (len(xs) + 1)
     for i, x in enumerate(xs):
         out[i + 1] = out[i] + x
     return out
@@ -113,7 +117,7 @@ class Market:
         self.vol = scenario.volatility
         self._lock = threading.Lock()
         self._days: dict[tuple[str, int], DaySeries] = {}
-        self._overrides: dict[tuple, list[Event]] = {}
+        self._overrides: dict[tuple[str, str, str | None], list[Event]] = {}
         for ev in scenario.events:
             key = (ev.kind, ev.symbol, ev.metric if ev.kind == "zero_dte" else None)
             if ev.kind != "block":
@@ -231,7 +235,9 @@ class Market:
             d += timedelta(days=1)
         return out
 
-    def _override(self, kind: str, symbol: str, t: datetime, metric: str | None = None):
+    def _override(
+        self, kind: str, symbol: str, t: datetime, metric: str | None = None
+    ) -> Event | None:
         """The scripted event in force for (kind, symbol, metric) at ``t``, or None."""
         current = None
         for ev in self._overrides.get((kind, symbol, metric), ()):
@@ -265,7 +271,7 @@ class Market:
         return 0.15 + 0.5 * (stable_int(self.seed, symbol, expiry) % 1000) / 1000
 
     # ---- endpoint bodies --------------------------------------------------------------
-    def flow_summary(self, symbol: str, t: datetime, expiry: str | None = None) -> dict:
+    def flow_summary(self, symbol: str, t: datetime, expiry: str | None = None) -> dict[str, Any]:
         """Body of GET /v1/flow/summary/{symbol} at ``t``."""
         spec = self.scenario.symbols[symbol]
         d, m, _ = self.position(t)
@@ -282,14 +288,17 @@ class Market:
             shift = s.shift[m]
             ev = self._override("flow_direction", symbol, t)
             if ev is not None:
+                label = ev.value
+                if not isinstance(label, str):  # parse_scenario admits only labels here
+                    raise ValueError(f"flow_direction event for {symbol} has no label")
                 shift = {
                     "regime_flip": -1.35,
                     "amplifying": 0.12,
                     "dampening": -0.12,
                     "neutral": 0.02,
                     "no_flow": 0.0,
-                }[ev.value]
-                if ev.value == "no_flow":
+                }[label]
+                if label == "no_flow":
                     cwf = 0
             # A zero baseline: live GEX comes from flow alone (regime created from nothing).
             live = settled * (1 + shift) if settled else spec.flow * price * 1e3 * (shift or 0.1)
@@ -314,7 +323,7 @@ class Market:
             self.scenario.symbols[symbol].settled_gex * self._expiry_factor(symbol, expiry)
         )
 
-    def flow_anomaly(self, symbol: str, t: datetime, expiry: str | None = None) -> dict:
+    def flow_anomaly(self, symbol: str, t: datetime, expiry: str | None = None) -> dict[str, Any]:
         """Body of GET /v1/strategies/flow-anomaly/{symbol} at ``t`` (strategy envelope)."""
         spec = self.scenario.symbols[symbol]
         d, m, _ = self.position(t)
@@ -338,6 +347,8 @@ class Market:
         score = min(99, round(20 + 108 * abs(lnr)))
         ev = self._override("anomaly", symbol, t)
         if ev is not None:
+            if ev.score is None:  # parse_scenario requires a score unless value = "walk"
+                raise ValueError(f"anomaly event for {symbol} has no score")
             score = max(0, min(99, int(ev.score)))
             sign = {"bullish": 1, "bearish": -1}.get(ev.bias or "", 0)
             lnr = sign * max(0.2, (score - 20) / 108)
@@ -388,7 +399,9 @@ class Market:
         }
 
     @staticmethod
-    def _spread(symbol, d, price, bias, score, u, expiry) -> dict:
+    def _spread(
+        symbol: str, d: date, price: float, bias: str, score: int, u: float, expiry: str | None
+    ) -> dict[str, Any]:
         """Short put spread (bullish) / short call spread (bearish) with consistent P&L:
         credit = sell - buy premium, max_profit = credit, max_loss = width - credit."""
         inc = 1 if price < 250 else 5
@@ -437,7 +450,7 @@ class Market:
             "liquidity_score": round(0.7 + 0.25 * u, 2),
         }
 
-    def _flow_row(self, symbol: str, t: datetime, minutes: int) -> dict | None:
+    def _flow_row(self, symbol: str, t: datetime, minutes: int) -> dict[str, Any] | None:
         """Aggregated options flow of ``symbol`` over the window, or None if no trades."""
         nv = bv = sv = tc = 0
         prem = 0.0
@@ -467,7 +480,7 @@ class Market:
             "lastTradeUtc": iso_z(max(last, last_trade)),
         }
 
-    def options_leaderboard(self, t: datetime, n: int, window_minutes: int) -> dict:
+    def options_leaderboard(self, t: datetime, n: int, window_minutes: int) -> dict[str, Any]:
         """Body of GET /v1/flow/options/leaderboard: buyers (netNotional > 0) and sellers
         (< 0), each sorted by |netNotional| descending, at most ``n`` rows per side."""
         rows = [r for s in self.scenario.symbols if (r := self._flow_row(s, t, window_minutes))]
@@ -495,6 +508,8 @@ class Market:
             return None
         ev = self._override("zero_dte", symbol, t, metric)
         if ev is not None:
+            if ev.value is None:
+                raise ValueError(f"zero_dte event for {symbol} {metric} has no value")
             return float(ev.value)
         spec, s = self.scenario.symbols[symbol], self.day(symbol, d)
         if metric == "heat":
@@ -505,7 +520,7 @@ class Market:
             return float(round(spec.abs_flow * s.absf[m]))
         return float(round(spec.charm_intensity * s.charm[m]))
 
-    def zero_dte_leaderboard(self, t: datetime, metric: str, n: int) -> dict:
+    def zero_dte_leaderboard(self, t: datetime, metric: str, n: int) -> dict[str, Any]:
         """Body of GET /v1/flow/zero-dte/leaderboard: entries ranked 1..n by value desc."""
         _, _, market_open = self.position(t)
         vals = [
@@ -524,7 +539,7 @@ class Market:
             ],
         }
 
-    def strike_flow(self, symbol: str, t: datetime, minutes: int) -> dict:
+    def strike_flow(self, symbol: str, t: datetime, minutes: int) -> dict[str, Any]:
         """Body of GET /v1/flow/zero-dte/strike-flow/{symbol}: 1-minute bars of today's 0DTE
         session in the window; per-bar arrays index-aligned with ``strikes_grid``
         (signed delta-dollars, signed gamma-dollars, signed contracts). No 0DTE -> empty."""
@@ -576,7 +591,7 @@ class Market:
         body.update(expiration=d.isoformat(), strikes_grid=grid, bars=bars)
         return body
 
-    def cumulative(self, symbol: str, t: datetime, minutes: int) -> dict:
+    def cumulative(self, symbol: str, t: datetime, minutes: int) -> dict[str, Any]:
         """Body of GET /v1/flow/options/{symbol}/cumulative: one point per session minute in
         the window up to ``t``; ``cumulative`` is the running sum of ``netVolume``."""
         points = []
@@ -599,7 +614,7 @@ class Market:
 
     # ---- envelope ---------------------------------------------------------------------
     @staticmethod
-    def data_as_of(t: datetime) -> dict:
+    def data_as_of(t: datetime) -> dict[str, Any]:
         """The ten-key ``data_as_of`` block at ``t``: feeds a few seconds behind during the
         session, flow_feed pinned at the close after it, oi_feed = previous session close."""
         d = ny_date(t)

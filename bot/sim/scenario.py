@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from bot.sim.faults import FaultRule, rule_from_dict
 from bot.sim.nytime import parse_ny_time
@@ -119,7 +120,7 @@ def normalize_plan(plan: str) -> str:
     raise ValueError(f"unknown plan {plan!r}; expected one of {PLANS}")
 
 
-def _symbol_spec(sym: str, seed: int, d: dict) -> SymbolSpec:
+def _symbol_spec(sym: str, seed: int, d: dict[str, Any]) -> SymbolSpec:
     price, gex, flow, zdte = _KNOWN.get(
         sym,
         (
@@ -129,7 +130,10 @@ def _symbol_spec(sym: str, seed: int, d: dict) -> SymbolSpec:
             None,
         ),
     )
-    u = lambda salt: _unit(seed, sym, salt)  # noqa: E731 - tiny local helper
+
+    def u(salt: str) -> float:
+        return _unit(seed, sym, salt)
+
     spec = SymbolSpec(
         symbol=sym,
         price=float(d.get("price", price)),
@@ -149,7 +153,7 @@ def _symbol_spec(sym: str, seed: int, d: dict) -> SymbolSpec:
     return spec
 
 
-def _event(d: dict, session_date: date, symbols: dict[str, SymbolSpec]) -> Event:
+def _event(d: dict[str, Any], session_date: date, symbols: dict[str, SymbolSpec]) -> Event:
     d = dict(d)
     kind = d.pop("kind")
     if kind not in EVENT_KINDS:
@@ -175,7 +179,7 @@ def _event(d: dict, session_date: date, symbols: dict[str, SymbolSpec]) -> Event
     return ev
 
 
-def parse_scenario(data: dict) -> Scenario:
+def parse_scenario(data: dict[str, Any]) -> Scenario:
     """Build a Scenario from an already-parsed TOML mapping."""
     seed = int(data.get("seed", 0))
     session_date = data.get("session_date", DEFAULT_SESSION_DATE)

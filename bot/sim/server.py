@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -35,7 +37,7 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def _run_loop(coro) -> None:
+def _run_loop(coro: Coroutine[Any, Any, None]) -> None:
     """Thread target: run ``coro`` on a fresh loop owned by this thread."""
     loop = _new_loop()
     try:
@@ -133,8 +135,8 @@ class Sandbox:
             timeout_graceful_shutdown=2,
         )
         server = uvicorn.Server(config)
-        # Signals belong to the host process (tests, the CLI), not to this thread.
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # Signals belong to the host process (tests, the CLI), not to this thread: uvicorn
+        # (>= 0.29, ``Server.capture_signals``) only installs handlers on the main thread.
         self._server = server
         self._thread = threading.Thread(
             target=_run_loop,
