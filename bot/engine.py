@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,11 +33,12 @@ from bot.api.errors import (
 from bot.api.models import DECISIONS, FLOW_DIRECTIONS, REGIMES, FlowAnomaly, FlowSummary
 from bot.api.sources import SOURCES, FetchArgs
 from bot.budget import sources_for
+from bot.drill import Drill, fetch_drills, wanted
 from bot.events import Event, Severity
 from bot.health import SourceHealth
 from bot.metrics import Metrics
 from bot.notices import Condition, notices, source_conditions, stale_condition
-from bot.pipeline import Lookups, PipelineConfig, run
+from bot.pipeline import Lookups, PipelineConfig, TickResult, run
 from bot.policy import Decision
 from bot.render import duration
 from bot.rules import DetectContext, Memory
@@ -131,6 +132,11 @@ class Engine:
             zero_dte_n=zero_dte_rows,
             cumulative_minutes=inflection.window_minutes,
         )
+        self._drill_minutes = (
+            top_n.drill_minutes
+            if top_n.enabled and top_n.drill and plan_allows(settings.flashalpha.plan, "alpha")
+            else 0
+        )  # 0: no drill-down (off, or the plan lacks `/v1/flow/zero-dte/strike-flow`)
         self.polls_cumulative = inflection.enabled and plan_allows(
             settings.flashalpha.plan, SOURCES["cumulative"].plan
         )
@@ -247,22 +253,32 @@ class Engine:
         async with self._cycle_lock:
             previous = self._previous(session)
             current = previous.merged(snapshot_from_models(fetched))
-            result = run(
-                previous,
-                current,
-                DetectContext(
-                    now=now, watchlist=self.settings.watchlist.symbols, memory=self._memory
-                ),
-                notices=self._notices(now),
-                session=session,
-                config=self.pipeline,
-                lookups=Lookups(
-                    last_alerted=self.store.last_alerted,
-                    parent_alerted=lambda key: self.store.has_alert(key, session),
-                ),
-                expires_at=self.expires_at(session, now),
-                silences=active(self.store.silences(now), self.settings.silences, now),
-            )
+            notices = self._notices(now)
+            silences = active(self.store.silences(now), self.settings.silences, now)
+
+            def tick(drills: Mapping[str, Drill] | None = None) -> TickResult:
+                return run(
+                    previous,
+                    current,
+                    DetectContext(
+                        now=now, watchlist=self.settings.watchlist.symbols, memory=self._memory
+                    ),
+                    notices=notices,
+                    session=session,
+                    config=self.pipeline,
+                    lookups=Lookups(
+                        last_alerted=self.store.last_alerted,
+                        parent_alerted=lambda key: self.store.has_alert(key, session),
+                    ),
+                    expires_at=self.expires_at(session, now),
+                    silences=silences,
+                    drills=drills,
+                )
+
+            result = tick()
+            drill_symbols = wanted(result.decisions) if self._drill_minutes else []
+            if drill_symbols:  # scan, then drill: the same pure tick again, with the strikes
+                result = tick(await self._drill(drill_symbols, report))
             self.store.commit_cycle(
                 session=session,
                 now=now,
@@ -280,6 +296,15 @@ class Engine:
         if result.messages:
             self.on_commit()
         return report
+
+    async def _drill(self, symbols: list[str], report: CycleReport) -> dict[str, Drill]:
+        """One strike-flow request per symbol (:mod:`bot.drill`), counted like any request."""
+        drills, outcomes = await fetch_drills(self.client, symbols, self._drill_minutes)
+        for error in outcomes.values():
+            report.fetched += error is None
+            report.failed += error is not None
+            self.metrics.requests.labels("strike_flow", _outcome(error) if error else "ok").inc()
+        return drills
 
     def _notices(self, now: datetime) -> list[Event]:
         """Notice events for the bot's own conditions that opened or closed since last tick."""
