@@ -32,7 +32,8 @@ from bot.api.errors import (
 )
 from bot.api.models import DECISIONS, FLOW_DIRECTIONS, REGIMES, FlowAnomaly, FlowSummary
 from bot.api.sources import SOURCES, FetchArgs
-from bot.budget import sources_for
+from bot.autowatch import AutoWatchlist
+from bot.budget import plan_budget, sources_for
 from bot.drill import Drill, fetch_drills, wanted
 from bot.events import Event, Severity
 from bot.health import SourceHealth
@@ -125,6 +126,14 @@ class Engine:
         top_n = settings.rule_config("top_n", TopNConfig)
         options_rows, zero_dte_rows = rows_needed(top_n)  # N + margin, for the hysteresis
         inflection = settings.rule_config("flow_inflection", FlowInflectionConfig)
+        self.auto = AutoWatchlist(
+            settings.watchlist.auto_from,
+            auto_max=settings.watchlist.auto_max,
+            polled=plan_budget(settings).auto_symbols,
+            top_n=top_n,
+            watchlist=settings.watchlist.symbols,
+        )
+        """The session's auto-watched symbols (``[watchlist] auto_from``)."""
         self._args = FetchArgs(
             expiry=settings.watchlist.expiry,
             options_n=options_rows,
@@ -152,13 +161,15 @@ class Engine:
 
     # -- ticks --------------------------------------------------------------------------------
 
+    def watched(self) -> list[str]:
+        """The watchlist, then the session's auto-watched symbols the budget allows."""
+        return [*self.settings.watchlist.symbols, *self.auto.symbols()]
+
     async def poll_symbols(self, now: datetime) -> CycleReport:
-        """Poll summary and anomaly for every watchlist symbol, run the pipeline, queue."""
-        jobs = [
-            Job(source, symbol)
-            for symbol in self.settings.watchlist.symbols
-            for source in self._symbol_sources
-        ]
+        """Poll summary and anomaly for every watched symbol (:meth:`watched`), run the
+        pipeline, queue."""
+        self._previous(session_of(now))  # after a restart: the session's auto list first
+        jobs = [Job(source, symbol) for symbol in self.watched() for source in self._symbol_sources]
         return await self._cycle(now, jobs)
 
     async def poll_leaderboards(self, now: datetime) -> CycleReport:
@@ -260,9 +271,7 @@ class Engine:
                 return run(
                     previous,
                     current,
-                    DetectContext(
-                        now=now, watchlist=self.settings.watchlist.symbols, memory=self._memory
-                    ),
+                    DetectContext(now=now, watchlist=self.watched(), memory=self._memory),
                     notices=notices,
                     session=session,
                     config=self.pipeline,
@@ -279,10 +288,13 @@ class Engine:
             drill_symbols = wanted(result.decisions) if self._drill_minutes else []
             if drill_symbols:  # scan, then drill: the same pure tick again, with the strikes
                 result = tick(await self._drill(drill_symbols, report))
+            self.auto.update(current, now)
             self.store.commit_cycle(
                 session=session,
                 now=now,
-                snapshots=rows + memory_rows(result.memory, session=session, now=now),
+                snapshots=rows
+                + memory_rows(result.memory, session=session, now=now)
+                + self.auto.rows(session, now),
                 alerts=result.alerts,
                 messages=result.messages,
             )
@@ -346,6 +358,7 @@ class Engine:
             stored = self.store.snapshots(session)
             self._market = snapshot_from_rows(stored)
             self._memory = memory_from_rows(stored)
+            self.auto.load(stored)
         return self._market
 
     def _note(self, source: str, key: str, model: BaseModel, now: datetime) -> None:

@@ -24,6 +24,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from bot.api.models import FlowAnomaly, FlowSummary, OptionsLeaderboard, ZeroDteLeaderboard
+from bot.autowatch import AutoWatch
 from bot.calendar import NEW_YORK, Session
 from bot.events import AlertRecord
 from bot.humanize import human_duration
@@ -35,6 +36,7 @@ __all__ = [
     "AlertGroup",
     "AlertKindGroup",
     "AlertLine",
+    "AutoLine",
     "BoardActivity",
     "CandidateLine",
     "FlipLine",
@@ -113,6 +115,17 @@ class AlertLine:
     symbol: str
     summary: str
     permalink: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AutoLine:
+    """A symbol auto-watched during the session (``[watchlist] auto_from``): why it joined,
+    ``board`` (``board_label`` text) at ``rank``, at ``time_ny`` (New York ``"HH:MM"``)."""
+
+    symbol: str
+    board: str
+    rank: int
+    time_ny: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +286,7 @@ class Recap:
       ``board_window_minutes`` its lookback, ``None`` when no board was fetched.
     - ``zero_dte``: one section per configured metric, top ``top_n`` each.
     - ``watchlist``: one row per watchlist symbol, in config order.
+    - ``auto_watched``: the symbols the boards added to the watchlist, in joining order.
     """
 
     session: Session
@@ -288,6 +302,7 @@ class Recap:
     sessions: tuple[Session, ...]
     headline: Headline
     board_activity: tuple[BoardActivity, ...]
+    auto_watched: tuple[AutoLine, ...] = ()
 
     @property
     def key_alerts(self) -> tuple[AlertLine, ...]:
@@ -535,6 +550,7 @@ def build_recap(
     watchlist: list[str],
     top_n: int = 5,
     sessions: Sequence[Session] | None = None,
+    auto: Sequence[AutoWatch] = (),
 ) -> Recap:
     """Build the recap of ``session`` from the alert log and the last snapshots.
 
@@ -551,6 +567,7 @@ def build_recap(
     - ``top_n``: rows kept per leaderboard side and per 0DTE metric; must be ≥ 1.
     - ``sessions``: every session covered, for a weekly digest (``session`` is added when
       missing and is treated as the last); default: ``session`` alone.
+    - ``auto``: the session's auto-watched symbols (:mod:`bot.autowatch`), in joining order.
 
     Raises ``ValueError`` when ``top_n < 1``.
     """
@@ -597,4 +614,7 @@ def build_recap(
             _flips(session_alerts, summaries_up), _candidates(session_alerts, anomalies_up)
         ),
         board_activity=_board_activity(session_alerts),
+        auto_watched=tuple(
+            AutoLine(a.symbol, board_label(a.board), a.rank, _ny_hhmm(a.since)) for a in auto
+        ),
     )

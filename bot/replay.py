@@ -28,6 +28,7 @@ from itertools import groupby
 from zoneinfo import ZoneInfo
 
 from bot.api.sources import SOURCES
+from bot.autowatch import auto_from_rows
 from bot.events import AlertRecord, Dialect, Event
 from bot.notices import NOTICES
 from bot.pipeline import detect
@@ -116,8 +117,11 @@ def replay(
 ) -> ReplayResult:
     """Replay one session's stored ``rows`` (:meth:`bot.store.Store.history`) with ``rules``
     (rule name → config, every registered rule) and ``watchlist``, and mark what it raises
-    against ``recorded`` (:meth:`bot.store.Store.alerts` of the session). Pure but for
-    logging: no clock, no network, nothing stored."""
+    against ``recorded`` (:meth:`bot.store.Store.alerts` of the session). The session's
+    auto-watched symbols (its stored ``auto`` row) join the watchlist from the tick after
+    they joined, as they did live. Pure but for logging: no clock, no network, nothing
+    stored."""
+    auto = auto_from_rows(rows)
     market = MarketSnapshot()
     memory: dict[str, Memory] = {}
     last: dict[tuple[str, str], datetime] = {}  # the replay's own alert log, for cooldowns
@@ -127,7 +131,8 @@ def replay(
     cycles = ticks(rows)
     for now, job in cycles:
         current = market.merged(snapshot_from_rows(job))
-        ctx = DetectContext(now=now, watchlist=watchlist, memory=memory)
+        joined = [a.symbol for a in auto if a.since < now]
+        ctx = DetectContext(now=now, watchlist=[*watchlist, *joined], memory=memory)
         events, new_memory = detect(market, current, rules, ctx)
         for decision in decide(
             events,
