@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import client_cpu
 import pipeline
+import replay
 import sandbox_throughput
 import startup
 
@@ -17,3 +18,4 @@ if __name__ == "__main__":
     client_cpu.main()
     startup.main()
     pipeline.main()
+    replay.main()

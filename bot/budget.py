@@ -25,7 +25,8 @@ RESERVE = 0.1  # kept back for `flowbot check`, the recap's fresh poll and resta
 class Budget:
     """How a config spends the day's requests.
 
-    - ``symbol_requests_per_poll``: watchlist symbols × symbol endpoints the plan allows.
+    - ``symbol_requests_per_poll``: watchlist symbols (and the ``auto_symbols``) × symbol
+      endpoints the plan allows.
     - ``leaderboard_requests_per_poll``: leaderboard endpoints the plan allows.
     - ``estimate``: requests over one session at the configured cadence.
     - ``quota``: the plan's daily quota (``None`` = unlimited).
@@ -36,6 +37,10 @@ class Budget:
     - ``poll_auto`` / ``leaderboard_auto``: the config says ``"auto"`` (:mod:`bot.cadence`
       aligns polls to the cache; the seconds above are then the cache period, or the quota's
       spacing when that is longer).
+    - ``auto_symbols``: auto-watched symbols (``[watchlist] auto_from``) the quota allows,
+      counted in ``estimate`` as if polled all session (``auto_max`` at most). When the quota
+      is short they are dropped before the cadence is slowed (the engine polls the
+      best-ranked that many, :mod:`bot.autowatch`).
     """
 
     symbol_requests_per_poll: int
@@ -48,6 +53,7 @@ class Budget:
     stretched: bool
     poll_auto: bool = False
     leaderboard_auto: bool = False
+    auto_symbols: int = 0
 
 
 def _estimate(per_poll: int, per_board: int, poll_s: float, board_s: float) -> int:
@@ -65,6 +71,11 @@ def sources_for(settings: Settings) -> tuple[list[str], list[str], list[str]]:
         wanted_board.append("options_leaderboard")
     if top_n.enabled:
         wanted_board += [f"zero_dte_leaderboard:{m}" for m in top_n.zero_dte_metrics]
+    for board in settings.watchlist.auto_from:  # auto-watch reads these boards too
+        kind, _, name = board.partition(":")
+        source = "options_leaderboard" if kind == "options" else f"zero_dte_leaderboard:{name}"
+        if source not in wanted_board:
+            wanted_board.append(source)
     skipped = [
         s
         for s in wanted_symbol + wanted_board
@@ -88,6 +99,14 @@ def plan_budget(settings: Settings) -> Budget:
     board_s = CACHE_SECONDS["leaderboards"] if board_auto else float(schedule.leaderboard_seconds)
     estimate = _estimate(per_poll, per_board, poll_s, board_s)
     quota = PLAN_QUOTAS[settings.flashalpha.plan]
+    watch = settings.watchlist
+    auto = watch.auto_max if watch.auto_from and board_sources and symbol_sources else 0
+    per_auto = _estimate(len(symbol_sources), 0, poll_s, board_s)  # one auto symbol's session
+    if quota is not None and auto:  # drop auto symbols before slowing the cadence
+        room = quota * (1 - RESERVE) - estimate
+        auto = min(auto, max(0, math.floor(room / per_auto)))
+    per_poll += auto * len(symbol_sources)
+    estimate += auto * per_auto
     stretched = False
     if quota is not None and estimate > quota * (1 - RESERVE):
         # Scale both cadences by the same factor: the watchlist keeps its shape, only slower.
@@ -105,4 +124,5 @@ def plan_budget(settings: Settings) -> Budget:
         stretched,
         poll_auto,
         board_auto,
+        auto,
     )

@@ -31,6 +31,12 @@ async def run_check(settings: Settings, secrets: Secrets, console: Console) -> i
     table.add_row("API", settings.flashalpha.base_url)
     table.add_row("plan", settings.flashalpha.plan)
     table.add_row("watchlist", ", ".join(settings.watchlist.symbols))
+    if settings.watchlist.auto_from:
+        table.add_row(
+            "auto-watch",
+            f"up to {budget.auto_symbols} of auto_max {settings.watchlist.auto_max} from "
+            + ", ".join(settings.watchlist.auto_from),
+        )
     table.add_row(
         "requests / poll",
         f"{budget.symbol_requests_per_poll} symbol, "

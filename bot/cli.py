@@ -1,4 +1,4 @@
-"""The ``flowbot`` command: run, once, check, demo, sim, recap, digest.
+"""The ``flowbot`` command: run, once, check, demo, sim, recap, digest, replay.
 
 A bad config exits with status 2 and one message naming the file and the key, before any
 request is made.
@@ -342,6 +342,54 @@ def digest(config: ConfigOpt = None, date_: DateOpt = None, dry_run: DryRunOpt =
         return 0
 
     raise typer.Exit(asyncio.run(main()))
+
+
+@app.command()
+def replay(
+    state: Annotated[
+        Path, typer.Option("--state", help="The SQLite state file holding the session.")
+    ],
+    date_: Annotated[str, typer.Option("--date", help="Session date YYYY-MM-DD.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Re-run the rules and the policy over a recorded session with this config; send nothing.
+
+    Prints each alert the config would raise, marked against the session's recorded alerts
+    (same / new / gone), and per-rule counts."""
+    settings, secrets = _load(config)
+    _logging("WARNING", settings, secrets)
+    try:  # no calendar lookup: the stored rows say whether the day was a session
+        day = date.fromisoformat(date_).isoformat()
+    except ValueError:
+        err.print(f"[red]--date {date_!r}: not a date (YYYY-MM-DD)[/]")
+        raise typer.Exit(2) from None
+    if not state.is_file():
+        err.print(f"[red]--state {escape(str(state))}: no such file[/]", soft_wrap=True)
+        raise typer.Exit(2)
+    from bot.render import Renderer
+    from bot.replay import format_report
+    from bot.replay import replay as run_replay
+    from bot.rules import RULES
+    from bot.store import Store
+
+    store = Store(state)
+    try:
+        rows = store.history(day)
+        recorded = store.alerts(day)
+    finally:
+        store.close()
+    if not rows:
+        err.print(f"[red]{escape(str(state))}: no stored responses for {day}[/]", soft_wrap=True)
+        raise typer.Exit(1)
+    result = run_replay(
+        rows,
+        recorded,
+        rules={name: settings.rule_config(name) for name in RULES},
+        watchlist=settings.watchlist.symbols,
+        renderer=Renderer(settings.templates.dir, timezone=settings.schedule.timezone),
+    )
+    for line in format_report(result, settings.timezone):
+        print(line)
 
 
 outbox_app = typer.Typer(help="Inspect and repair the outbox: pending, dead and expired messages.")

@@ -83,9 +83,25 @@ def demo_settings(base_url: str, out_dir: Path) -> Settings:
         state={"path": out_dir / "flowbot.sqlite3"},
         console={"jsonl_path": out_dir / "messages.jsonl"},
         email={"outbox_dir": out_dir, "recipients": ["desk@example.com"]},
-        # The whole market churns at the open; a desk watches its own names on the boards.
-        rules={"top_n": {"zero_dte_metrics": ["heat", "pin_risk"], "watchlist_only": True}},
+        rules=DEMO_RULES,
     )
+
+
+DEMO_RULES = {"top_n": {"zero_dte_metrics": ["heat", "pin_risk"], "watchlist_only": True}}
+"""The demo's rule settings beyond the defaults: the whole market churns at the open; a desk
+watches its own names on the boards."""
+
+REPLAY_CONFIG = f"""# The rule settings `flowbot demo` ran with: replay its session with
+#   flowbot replay --state flowbot.sqlite3 --date <session> --config config.toml
+# and edit a threshold here to see which alerts it adds or removes.
+[watchlist]
+symbols = {DEMO_WATCHLIST!r}
+
+[rules.top_n]
+zero_dte_metrics = ["heat", "pin_risk"]
+watchlist_only = true
+""".replace("'", '"')
+"""``config.toml`` written next to the demo's state file (same watchlist and rules)."""
 
 
 def run_demo(out_dir: Path, pace: float = 0.0, console: Console | None = None) -> int:
@@ -113,6 +129,7 @@ async def _demo(out_dir: Path, pace: float, console: Console) -> int:
         day = sandbox.scenario.session_date
         session = calendar.session_for(day)
         assert session is not None, f"the demo scenario's date {day} is no XNYS session"
+        (out_dir / "config.toml").write_text(REPLAY_CONFIG)
         console.rule(f"Flowbot demo · sandbox {sandbox.base_url} · session {day}")
         # No secret is read: the demo's one destination is the console, built from its own
         # (empty) environment, and the outbox runs on the sandbox's simulated clock.
@@ -151,6 +168,10 @@ async def _demo(out_dir: Path, pace: float, console: Console) -> int:
         + f" · {sandbox.request_count():,} API requests in {time.monotonic() - started:.0f} s"
     )
     console.print(f"Slack messages as JSON lines: {out_dir / 'messages.jsonl'}")
+    console.print(
+        f"replay it: flowbot replay --state {out_dir / 'flowbot.sqlite3'} --date {day} "
+        f"--config {out_dir / 'config.toml'}"
+    )
     for path in digest.files:
         console.print(f"digest: {path}")
     missing = {"regime_flip", "candidate", "top_n"} - set(kinds)

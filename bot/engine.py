@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +24,9 @@ from bot.api.client import FlashAlphaClient
 from bot.api.errors import outcome
 from bot.api.models import DECISIONS, FLOW_DIRECTIONS, REGIMES, FlowAnomaly, FlowSummary
 from bot.api.sources import SOURCES, FetchArgs
-from bot.budget import sources_for
+from bot.autowatch import AutoWatchlist
+from bot.budget import plan_budget, sources_for
+from bot.drill import Drill, fetch_drills, wanted
 from bot.events import Event
 from bot.health import SourceHealth
 from bot.humanize import human_duration
@@ -36,7 +38,7 @@ from bot.notices import (
     notices,
     stale_conditions,
 )
-from bot.pipeline import Lookups, PipelineConfig, run
+from bot.pipeline import Lookups, PipelineConfig, TickResult, run
 from bot.policy import Decision
 from bot.rules import DetectContext, Memory
 from bot.rules.flow_inflection import FlowInflectionConfig
@@ -122,6 +124,14 @@ class Engine:
         top_n = settings.rule_config("top_n", TopNConfig)
         options_rows, zero_dte_rows = rows_needed(top_n)  # N + margin, for the hysteresis
         inflection = settings.rule_config("flow_inflection", FlowInflectionConfig)
+        self.auto = AutoWatchlist(
+            settings.watchlist.auto_from,
+            auto_max=settings.watchlist.auto_max,
+            polled=plan_budget(settings).auto_symbols,
+            top_n=top_n,
+            watchlist=settings.watchlist.symbols,
+        )
+        """The session's auto-watched symbols (``[watchlist] auto_from``)."""
         self._args = FetchArgs(
             expiry=settings.watchlist.expiry,
             options_n=options_rows,
@@ -129,6 +139,11 @@ class Engine:
             zero_dte_n=zero_dte_rows,
             cumulative_minutes=inflection.window_minutes,
         )
+        self._drill_minutes = (
+            top_n.drill_minutes
+            if top_n.enabled and top_n.drill and plan_allows(settings.flashalpha.plan, "alpha")
+            else 0
+        )  # 0: no drill-down (off, or the plan lacks `/v1/flow/zero-dte/strike-flow`)
         self.polls_cumulative = inflection.enabled and plan_allows(
             settings.flashalpha.plan, SOURCES["cumulative"].plan
         )
@@ -144,13 +159,15 @@ class Engine:
 
     # -- ticks --------------------------------------------------------------------------------
 
+    def watched(self) -> list[str]:
+        """The watchlist, then the session's auto-watched symbols the budget allows."""
+        return [*self.settings.watchlist.symbols, *self.auto.symbols()]
+
     async def poll_symbols(self, now: datetime) -> CycleReport:
-        """Poll summary and anomaly for every watchlist symbol, run the pipeline, queue."""
-        jobs = [
-            Job(source, symbol)
-            for symbol in self.settings.watchlist.symbols
-            for source in self._symbol_sources
-        ]
+        """Poll summary and anomaly for every watched symbol (:meth:`watched`), run the
+        pipeline, queue."""
+        self._previous(session_of(now))  # after a restart: the session's auto list first
+        jobs = [Job(source, symbol) for symbol in self.watched() for source in self._symbol_sources]
         return await self._cycle(now, jobs)
 
     async def poll_leaderboards(self, now: datetime) -> CycleReport:
@@ -245,26 +262,37 @@ class Engine:
         async with self._cycle_lock:
             previous = self._previous(session)
             current = previous.merged(snapshot_from_models(fetched))
-            result = run(
-                previous,
-                current,
-                DetectContext(
-                    now=now, watchlist=self.settings.watchlist.symbols, memory=self._memory
-                ),
-                notices=self._notices(now),
-                session=session,
-                config=self.pipeline,
-                lookups=Lookups(
-                    last_alerted=self.store.last_alerted,
-                    parent_alerted=lambda key: self.store.has_alert(key, session),
-                ),
-                expires_at=self.expires_at(session, now),
-                silences=active(self.store.silences(now), self.settings.silences, now),
-            )
+            own_notices = self._notices(now)
+            silences = active(self.store.silences(now), self.settings.silences, now)
+
+            def tick(drills: Mapping[str, Drill] | None = None) -> TickResult:
+                return run(
+                    previous,
+                    current,
+                    DetectContext(now=now, watchlist=self.watched(), memory=self._memory),
+                    notices=own_notices,
+                    session=session,
+                    config=self.pipeline,
+                    lookups=Lookups(
+                        last_alerted=self.store.last_alerted,
+                        parent_alerted=lambda key: self.store.has_alert(key, session),
+                    ),
+                    expires_at=self.expires_at(session, now),
+                    silences=silences,
+                    drills=drills,
+                )
+
+            result = tick()
+            drill_symbols = wanted(result.decisions) if self._drill_minutes else []
+            if drill_symbols:  # scan, then drill: the same pure tick again, with the strikes
+                result = tick(await self._drill(drill_symbols, report))
+            self.auto.update(current, now)
             self.store.commit_cycle(
                 session=session,
                 now=now,
-                snapshots=rows + memory_rows(result.memory, session=session, now=now),
+                snapshots=rows
+                + memory_rows(result.memory, session=session, now=now)
+                + self.auto.rows(session, now),
                 alerts=result.alerts,
                 messages=result.messages,
             )
@@ -278,6 +306,15 @@ class Engine:
         if result.messages:
             self.on_commit()
         return report
+
+    async def _drill(self, symbols: list[str], report: CycleReport) -> dict[str, Drill]:
+        """One strike-flow request per symbol (:mod:`bot.drill`), counted like any request."""
+        drills, outcomes = await fetch_drills(self.client, symbols, self._drill_minutes)
+        for error in outcomes.values():
+            report.fetched += error is None
+            report.failed += error is not None
+            self.metrics.requests.labels("strike_flow", outcome(error) if error else "ok").inc()
+        return drills
 
     def _notices(self, now: datetime) -> list[Event]:
         """Notice events for the bot's own conditions that opened or closed since last tick."""
@@ -300,6 +337,7 @@ class Engine:
             stored = self.store.snapshots(session)
             self._market = snapshot_from_rows(stored)
             self._memory = memory_from_rows(stored)
+            self.auto.load(stored)
         return self._market
 
     def _note(self, source: str, key: str, model: BaseModel, now: datetime) -> None:

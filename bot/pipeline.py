@@ -1,12 +1,13 @@
 """The alert pipeline of one tick, in order, as pure functions over frozen data:
 
-    detect → silence → policy → route → group → render
+    detect → silence → policy → enrich → route → group → render
 
 :func:`run` is the one place that lists the stages. Fetching before it and the outbox after it
 are the engine's edges (:mod:`bot.engine`, :mod:`bot.store`); delivery is the outbox worker's
 (:mod:`bot.outbox`). Nothing here reads a clock, a file or the network: ``now`` comes from the
 tick and what the store remembers comes in as two lookups, so a test, the demo or a replay can
-drive every stage with a fixed or simulated clock.
+drive every stage with a fixed or simulated clock. ``enrich`` adds what the engine fetched for
+the alerts about to be sent (the 0DTE drill-down, :mod:`bot.drill`) to their events' context.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from markupsafe import Markup
 
 from bot.deliver.base import AlertRef
+from bot.drill import Drill, enrich
 from bot.escape import finish, markdown_escape, slack_escape
 from bot.events import Category, Dialect, Event, Message, Severity
 from bot.outbox import message_payload
@@ -100,10 +102,13 @@ def run(
     lookups: Lookups,
     expires_at: datetime | None,
     silences: Sequence[Silence] = (),
+    drills: Mapping[str, Drill] | None = None,
 ) -> TickResult:
     """The whole pipeline for one tick, stage by stage. ``ctx.memory`` holds every rule's
     memory from the last tick (rule name → memory); ``notices``: the bot's own events of this
-    tick (:mod:`bot.notices`), which follow the rules' events; ``silences``: those in force."""
+    tick (:mod:`bot.notices`), which follow the rules' events; ``silences``: those in force;
+    ``drills``: symbol → drill-down for the 0DTE alerts sent this tick (the engine fetches
+    them for :func:`bot.drill.wanted` of a first run, then runs again with them)."""
     detected, memory = detect(prev, curr, config.rules, ctx)
     events = detected + list(notices)
     events, silenced = silence(events, silences, ctx.now)
@@ -114,6 +119,7 @@ def run(
         last_alerted=lookups.last_alerted,
         parent_alerted=lookups.parent_alerted,
     )
+    decisions = enrich(decisions, drills or {})
     sent = [d for d in decisions if d.send]
     decisions += silenced
     for d in decisions:

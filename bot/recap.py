@@ -30,6 +30,7 @@ from bot.api.models import (
     OptionsLeaderboard,
     ZeroDteLeaderboard,
 )
+from bot.autowatch import AutoWatch
 from bot.calendar import NEW_YORK, Session
 from bot.events import AlertRecord
 from bot.humanize import human_duration
@@ -41,6 +42,7 @@ __all__ = [
     "AlertGroup",
     "AlertKindGroup",
     "AlertLine",
+    "AutoLine",
     "BoardActivity",
     "CandidateLine",
     "FlipLine",
@@ -119,6 +121,17 @@ class AlertLine:
     symbol: str
     summary: str
     permalink: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AutoLine:
+    """A symbol auto-watched during the session (``[watchlist] auto_from``): why it joined,
+    ``board`` (``board_label`` text) at ``rank``, at ``time_ny`` (New York ``"HH:MM"``)."""
+
+    symbol: str
+    board: str
+    rank: int
+    time_ny: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +292,7 @@ class Recap:
       ``board_window_minutes`` its lookback, ``None`` when no board was fetched.
     - ``zero_dte``: one section per configured metric, top ``top_n`` each.
     - ``watchlist``: one row per watchlist symbol, in config order.
+    - ``auto_watched``: the symbols the boards added to the watchlist, in joining order.
     """
 
     session: Session
@@ -294,6 +308,7 @@ class Recap:
     sessions: tuple[Session, ...]
     headline: Headline
     board_activity: tuple[BoardActivity, ...]
+    auto_watched: tuple[AutoLine, ...] = ()
 
     @property
     def key_alerts(self) -> tuple[AlertLine, ...]:
@@ -541,6 +556,7 @@ def build_recap(
     watchlist: list[str],
     top_n: int = 5,
     sessions: Sequence[Session] | None = None,
+    auto: Sequence[AutoWatch] = (),
 ) -> Recap:
     """Build the recap of ``session`` from the alert log and the last snapshots.
 
@@ -557,6 +573,7 @@ def build_recap(
     - ``top_n``: rows kept per leaderboard side and per 0DTE metric; must be ≥ 1.
     - ``sessions``: every session covered, for a weekly digest (``session`` is added when
       missing and is treated as the last); default: ``session`` alone.
+    - ``auto``: the session's auto-watched symbols (:mod:`bot.autowatch`), in joining order.
 
     Raises ``ValueError`` when ``top_n < 1``.
     """
@@ -603,4 +620,7 @@ def build_recap(
             _flips(session_alerts, summaries_up), _candidates(session_alerts, anomalies_up)
         ),
         board_activity=_board_activity(session_alerts),
+        auto_watched=tuple(
+            AutoLine(a.symbol, board_label(a.board), a.rank, _ny_hhmm(a.since)) for a in auto
+        ),
     )

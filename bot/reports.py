@@ -22,6 +22,7 @@ from bot.api.models import (
     CumulativeFlow,
 )
 from bot.app import Bot
+from bot.autowatch import auto_from_rows
 from bot.calendar import Session, TradingCalendar
 from bot.chart import render_cumulative_chart
 from bot.deliver.base import FileUpload
@@ -54,7 +55,8 @@ async def build_session_recap(
     the watchlist and the chart are ``session``'s."""
     settings = bot.settings
     day = session.date.isoformat()
-    market = snapshot_from_rows(bot.store.snapshots_as_of(day, until=session.close_utc))
+    rows = bot.store.snapshots_as_of(day, until=session.close_utc)
+    market = snapshot_from_rows(rows)
     top_n = settings.rule_config("top_n", TopNConfig)
     days = sorted({day, *(s.date.isoformat() for s in sessions)})
     recap = build_recap(
@@ -67,6 +69,7 @@ async def build_session_recap(
         zero_dte={m: market.zero_dte[m] for m in top_n.zero_dte_metrics if m in market.zero_dte},
         watchlist=list(settings.watchlist.symbols),
         top_n=top_n.options_n,
+        auto=auto_from_rows(rows),
     )
     chart = await _chart(bot, session) if settings.recap.chart else None
     return recap, chart

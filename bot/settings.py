@@ -32,6 +32,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bot.api.models import ZERO_DTE_METRICS
 from bot.deliver import DESTINATIONS
 from bot.deliver.base import DestinationConfig
 from bot.routes import RootRoute, RouteConfig
@@ -82,10 +83,26 @@ class FlashAlphaSettings(_Section):
 
 
 class WatchlistSettings(_Section):
-    """``[watchlist]``: the underlyings polled every cycle (trimmed, upper-cased, unique)."""
+    """``[watchlist]``: the underlyings polled every cycle (trimmed, upper-cased, unique).
+
+    ``auto_from``: leaderboards (``options:buyers``, ``options:sellers``, ``zero_dte:<metric>``)
+    whose entering symbols join the session's watchlist until the close, at most ``auto_max``
+    (0..100, default 10) of them (:mod:`bot.autowatch`); default none.
+    """
 
     symbols: list[str] = Field(default_factory=lambda: ["SPY", "QQQ"])
     expiry: str | None = None
+    auto_from: list[str] = Field(default_factory=list)
+    auto_max: int = Field(10, ge=0, le=100)
+
+    @field_validator("auto_from")
+    @classmethod
+    def _known_boards(cls, value: list[str]) -> list[str]:
+        known = ("options:buyers", "options:sellers", *(f"zero_dte:{m}" for m in ZERO_DTE_METRICS))
+        for board in value:
+            if board not in known:
+                raise ValueError(f"unknown board {board!r}; known boards: {', '.join(known)}")
+        return list(dict.fromkeys(value))
 
     @field_validator("symbols")
     @classmethod

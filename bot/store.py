@@ -258,6 +258,16 @@ class Store:
         ).fetchall()
         return [_snapshot_row(r) for r in rows]
 
+    def history(self, session: str) -> list[SnapshotRow]:
+        """Every stored response of ``session`` (each distinct payload once, with the UTC time
+        it was first observed), in observation order: what ``flowbot replay`` plays back."""
+        rows = self._db.execute(
+            """SELECT source, key, session, observed_at, payload FROM snapshot_history
+               WHERE session = ? ORDER BY observed_at, id""",
+            (session,),
+        ).fetchall()
+        return [_snapshot_row(r) for r in rows]
+
     # -- the cycle's one transaction -----------------------------------------------------------
 
     def commit_cycle(

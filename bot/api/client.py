@@ -35,6 +35,7 @@ from bot.api.models import (
     FlowAnomaly,
     FlowSummary,
     OptionsLeaderboard,
+    StrikeFlow,
     ZeroDteLeaderboard,
 )
 from bot.cadence import stamp_of
@@ -156,6 +157,14 @@ class FlashAlphaClient:
         (contracts) and its running sum over ``minutes`` (1..10080)."""
         return await self._get(
             f"/v1/flow/options/{symbol}/cumulative", {"minutes": minutes}, CumulativeFlow
+        )
+
+    async def strike_flow(self, symbol: str, minutes: int = 30) -> StrikeFlow:
+        """`GET /v1/flow/zero-dte/strike-flow/{symbol}?bar=1m&minutes=N` (Alpha): today's 0DTE
+        per-strike signed flow in 1-minute bars over the last ``minutes`` (1..390); no 0DTE
+        data is a 200 with empty ``strikes_grid`` and ``bars``."""
+        return await self._get(
+            f"/v1/flow/zero-dte/strike-flow/{symbol}", {"bar": "1m", "minutes": minutes}, StrikeFlow
         )
 
     # -- transport ---------------------------------------------------------------------------

@@ -20,13 +20,12 @@ Drift has two outcomes, never a third:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     ValidationError,
     ValidatorFunctionWrapHandler,
     field_validator,
@@ -73,7 +72,9 @@ class _Model(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
-    _nulled: tuple[str, ...] = PrivateAttr(default=())
+    # Not a pydantic private attribute: those cost an __init__ hook on every nested model
+    # (a cumulative body has hundreds), and only a drifted body ever sets it (per instance).
+    _nulled: ClassVar[tuple[str, ...]] = ()
 
     @model_validator(mode="wrap")
     @classmethod
@@ -97,7 +98,7 @@ class _Model(BaseModel):
                     raise
                 bad.setdefault(top, f"{'.'.join(map(str, error['loc']))}: {error['msg']}")
             model = handler({k: v for k, v in data.items() if k not in bad})
-            model._nulled = tuple(bad.values())
+            object.__setattr__(model, "_nulled", tuple(bad.values()))
             return model
 
     @property

@@ -64,6 +64,9 @@ class TopNConfig(RuleConfig):
       limits alerts to watchlist symbols.
     - Severity: ``lead_severity`` (default ``warning``) for a new #1, ``entry_severity``
       (default ``info``) for an entry or an exit.
+    - ``drill`` (default on): a 0DTE entry or new leader that is sent shows the symbol's top 3
+      strikes from `/v1/flow/zero-dte/strike-flow` over the last ``drill_minutes`` (1..390,
+      default 30); one request per alerted symbol (:mod:`bot.drill`).
     """
 
     options_leaderboard: bool = True
@@ -79,6 +82,8 @@ class TopNConfig(RuleConfig):
     watchlist_only: bool = False
     lead_severity: Severity = Severity.WARNING
     entry_severity: Severity = Severity.INFO
+    drill: bool = True
+    drill_minutes: int = Field(30, ge=1, le=390)
 
     @field_validator("zero_dte_metrics")
     @classmethod
