@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from bot.api.sources import SOURCES
 from bot.rules.top_n import TopNConfig
 from bot.settings import PLAN_QUOTAS, Settings, plan_allows
 
-__all__ = ["Budget", "plan_budget"]
+__all__ = ["Budget", "PlannedSources", "plan_budget", "sources_for"]
 
 SESSION_MINUTES = 390
 CACHE_SECONDS = {"symbols": 15.0, "leaderboards": 30.0}
@@ -61,8 +62,19 @@ def _estimate(per_poll: int, per_board: int, poll_s: float, board_s: float) -> i
     return math.ceil(seconds / poll_s) * per_poll + math.ceil(seconds / board_s) * per_board
 
 
-def sources_for(settings: Settings) -> tuple[list[str], list[str], list[str]]:
-    """``(symbol_sources, leaderboard_sources, skipped)`` the plan allows for this config."""
+class PlannedSources(NamedTuple):
+    """What a config polls on its plan: ``symbol`` sources (``summary``, ``anomaly``) and
+    ``board`` sources (``options_leaderboard``, ``zero_dte_leaderboard:<metric>``), and the
+    ``skipped`` ones the plan does not include (names as in :data:`bot.api.sources.SOURCES`,
+    a 0DTE board with its metric)."""
+
+    symbol: list[str]
+    board: list[str]
+    skipped: list[str]
+
+
+def sources_for(settings: Settings) -> PlannedSources:
+    """The :class:`PlannedSources` of this config on its ``[flashalpha] plan``."""
     plan = settings.flashalpha.plan
     top_n = settings.rule_config("top_n", TopNConfig)
     wanted_symbol = ["summary", "anomaly"]
@@ -81,10 +93,10 @@ def sources_for(settings: Settings) -> tuple[list[str], list[str], list[str]]:
         for s in wanted_symbol + wanted_board
         if not plan_allows(plan, SOURCES[s.split(":")[0]].plan)
     ]
-    return (
-        [s for s in wanted_symbol if s not in skipped],
-        [s for s in wanted_board if s not in skipped],
-        skipped,
+    return PlannedSources(
+        symbol=[s for s in wanted_symbol if s not in skipped],
+        board=[s for s in wanted_board if s not in skipped],
+        skipped=skipped,
     )
 
 
