@@ -44,13 +44,14 @@ def build_scheduler(
     *,
     clock: Callable[[], datetime] = utcnow,
 ) -> AsyncIOScheduler:
-    """An ``AsyncIOScheduler`` (not started) with three jobs:
+    """An ``AsyncIOScheduler`` (not started) with these jobs:
 
     - ``poll``: summary + anomaly for the watchlist every ``budget.poll_seconds``, or with
       ``"auto"`` just after each refresh of the server's cache (:class:`bot.pacer.Pacer`);
     - ``leaderboards``: the boards top_n watches, likewise with ``budget.leaderboard_seconds``;
     - ``session_close``: once a minute, queues a recap / digest that is due and not yet sent
       (so a bot started after the close still sends that day's recap once).
+    - ``retention``: once a day, deletes what is older than ``[state] keep_days``.
 
     Delivery is not a job: :class:`bot.outbox.OutboxWorker` drains each destination itself,
     so a slow destination never makes a poll wait or skip.
@@ -95,6 +96,13 @@ def build_scheduler(
         if in_session(now):
             _log_report("cumulative", await bot.engine.poll_cumulative(now))
 
+    async def retention() -> None:
+        deleted = bot.store.prune(clock(), settings.state.keep_days)
+        if deleted:
+            log.info(
+                "retention: %d row(s) older than %d days deleted", deleted, settings.state.keep_days
+            )
+
     async def session_close() -> None:
         async with bot.engine.in_flight():  # a stop waits for a recap being sent
             await due_reports(bot, calendar, clock())
@@ -124,6 +132,12 @@ def build_scheduler(
         session_close,
         IntervalTrigger(minutes=1, timezone=tz),
         id="session_close",
+        next_run_time=clock(),
+    )
+    scheduler.add_job(
+        retention,
+        IntervalTrigger(hours=24, timezone=tz),
+        id="retention",
         next_run_time=clock(),
     )
     return scheduler

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,19 +34,25 @@ __all__ = [
     "Store",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+KEYFRAME_EVERY = 64
+"""A history payload is stored zlib-compressed against the previous payload of the same
+(source, key), with a whole ("keyframe") payload every this many rows: a response that differs
+from the last in a few numbers costs tens of bytes, and reading any row decodes at most this
+many."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshot (
     source TEXT NOT NULL, key TEXT NOT NULL, session TEXT NOT NULL,
-    observed_at TEXT NOT NULL, payload TEXT NOT NULL,
+    observed_at TEXT NOT NULL, payload TEXT NOT NULL, hist_id INTEGER,
+    chain INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (source, key)
 );
 CREATE TABLE IF NOT EXISTS snapshot_history (
     id INTEGER PRIMARY KEY, source TEXT NOT NULL, key TEXT NOT NULL, session TEXT NOT NULL,
-    observed_at TEXT NOT NULL, payload TEXT NOT NULL
+    observed_at TEXT NOT NULL, payload TEXT NOT NULL, z BLOB, base INTEGER
 );
-CREATE INDEX IF NOT EXISTS snapshot_history_session ON snapshot_history (session, source, key);
+CREATE INDEX IF NOT EXISTS snapshot_history_session ON snapshot_history (session);
 CREATE TABLE IF NOT EXISTS alert (
     id INTEGER PRIMARY KEY, alert_key TEXT NOT NULL, rule TEXT NOT NULL, kind TEXT NOT NULL,
     symbol TEXT NOT NULL, board TEXT, state TEXT NOT NULL, session TEXT NOT NULL,
@@ -104,6 +111,16 @@ DROP TABLE outbox_v1;
 """
 )
 """Version 1 (before routing): one outbox row per alert, ``alert_id`` on the row."""
+
+MIGRATE_2_TO_3 = """
+DROP INDEX IF EXISTS snapshot_history_session;
+CREATE INDEX snapshot_history_session ON snapshot_history (session);
+ALTER TABLE snapshot ADD COLUMN hist_id INTEGER;
+ALTER TABLE snapshot ADD COLUMN chain INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE snapshot_history ADD COLUMN z BLOB;
+ALTER TABLE snapshot_history ADD COLUMN base INTEGER;
+"""
+"""Version 2 stored history payloads as plain JSON text; those rows stay readable as they are."""
 
 PENDING, SENT, DEAD, EXPIRED = "pending", "sent", "dead", "expired"
 OUTBOX_STATES = (PENDING, SENT, DEAD, EXPIRED)
@@ -212,10 +229,15 @@ class Store:
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         if version >= SCHEMA_VERSION:
             return
-        has_v1 = self._db.execute(
+        has_tables = self._db.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'"
         ).fetchone()
-        script = MIGRATE_1_TO_2 if has_v1 else SCHEMA
+        if not has_tables:
+            script = SCHEMA
+        elif version < 2:
+            script = MIGRATE_1_TO_2 + MIGRATE_2_TO_3
+        else:
+            script = MIGRATE_2_TO_3
         self._db.executescript(
             f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         )
@@ -249,24 +271,53 @@ class Store:
         (UTC; ``None`` = end of session), from the history: works for past sessions too."""
         bound = _iso(until) if until else "9999"
         rows = self._db.execute(
-            """SELECT h.source, h.key, h.session, h.observed_at, h.payload
+            """SELECT h.id, h.source, h.key, h.session, h.observed_at, h.payload, h.z, h.base
                FROM snapshot_history h
                JOIN (SELECT source, key, MAX(id) AS id FROM snapshot_history
                      WHERE session = ? AND observed_at <= ? GROUP BY source, key) last
                ON h.id = last.id""",
             (session, bound),
         ).fetchall()
-        return [_snapshot_row(r) for r in rows]
+        cache: dict[int, bytes] = {}
+        return [self._history_row(r, cache) for r in rows]
 
     def history(self, session: str) -> list[SnapshotRow]:
         """Every stored response of ``session`` (each distinct payload once, with the UTC time
         it was first observed), in observation order: what ``flowbot replay`` plays back."""
         rows = self._db.execute(
-            """SELECT source, key, session, observed_at, payload FROM snapshot_history
-               WHERE session = ? ORDER BY observed_at, id""",
+            """SELECT id, source, key, session, observed_at, payload, z, base
+               FROM snapshot_history WHERE session = ? ORDER BY observed_at, id""",
             (session,),
         ).fetchall()
-        return [_snapshot_row(r) for r in rows]
+        cache: dict[int, bytes] = {}  # in id order each base is decoded just before its use
+        return [self._history_row(r, cache) for r in rows]
+
+    def _history_row(self, r: sqlite3.Row, cache: dict[int, bytes]) -> SnapshotRow:
+        return SnapshotRow(
+            source=r["source"],
+            key=r["key"],
+            session=r["session"],
+            observed_at=datetime.fromisoformat(r["observed_at"]),
+            payload=json.loads(self._history_payload(r, cache)),
+        )
+
+    def _history_payload(self, r: sqlite3.Row, cache: dict[int, bytes]) -> bytes:
+        """The JSON bytes of history row ``r`` (plain text, a keyframe, or compressed against
+        its ``base`` row, decoded first through ``cache``)."""
+        if r["z"] is None:
+            data = str(r["payload"]).encode()
+        elif r["base"] is None:
+            data = zlib.decompress(r["z"])
+        else:
+            base = cache.get(r["base"])
+            if base is None:
+                row = self._db.execute(
+                    "SELECT id, payload, z, base FROM snapshot_history WHERE id = ?", (r["base"],)
+                ).fetchone()
+                base = self._history_payload(row, cache)
+            data = zlib.decompressobj(zdict=base).decompress(r["z"])
+        cache[int(r["id"])] = data
+        return data
 
     # -- the cycle's one transaction -----------------------------------------------------------
 
@@ -321,28 +372,46 @@ class Store:
 
     @staticmethod
     def _put_snapshot(db: sqlite3.Connection, row: SnapshotRow) -> None:
-        payload = json.dumps(row.payload, sort_keys=True, default=str)
+        """Keep the latest payload per (source, key) as text, and a history row only when it
+        changed: compressed against the previous one (see :data:`KEYFRAME_EVERY`)."""
+        payload = json.dumps(row.payload, sort_keys=True, separators=(",", ":"), default=str)
         current = db.execute(
-            "SELECT payload, session FROM snapshot WHERE source = ? AND key = ?",
+            "SELECT payload, session, hist_id, chain FROM snapshot WHERE source = ? AND key = ?",
             (row.source, row.key),
         ).fetchone()
-        if (
-            current is not None
-            and current["payload"] == payload
-            and (current["session"] == row.session)
-        ):
+        same_session = current is not None and current["session"] == row.session
+        if same_session and current["payload"] == payload:
             return
-        db.execute(
-            """INSERT INTO snapshot (source, key, session, observed_at, payload)
-               VALUES (?, ?, ?, ?, ?)
-               ON CONFLICT (source, key) DO UPDATE SET session = excluded.session,
-               observed_at = excluded.observed_at, payload = excluded.payload""",
-            (row.source, row.key, row.session, _iso(row.observed_at), payload),
+        data = payload.encode()
+        if same_session and current["hist_id"] is not None and current["chain"] < KEYFRAME_EVERY:
+            packer = zlib.compressobj(9, zdict=str(current["payload"]).encode())
+            z, base, chain = (
+                packer.compress(data) + packer.flush(),
+                current["hist_id"],
+                (current["chain"] + 1),
+            )
+        else:
+            z, base, chain = zlib.compress(data, 9), None, 0
+        cur = db.execute(
+            """INSERT INTO snapshot_history (source, key, session, observed_at, payload, z, base)
+               VALUES (?, ?, ?, ?, '', ?, ?)""",
+            (row.source, row.key, row.session, _iso(row.observed_at), z, base),
         )
         db.execute(
-            """INSERT INTO snapshot_history (source, key, session, observed_at, payload)
-               VALUES (?, ?, ?, ?, ?)""",
-            (row.source, row.key, row.session, _iso(row.observed_at), payload),
+            """INSERT INTO snapshot (source, key, session, observed_at, payload, hist_id, chain)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (source, key) DO UPDATE SET session = excluded.session,
+               observed_at = excluded.observed_at, payload = excluded.payload,
+               hist_id = excluded.hist_id, chain = excluded.chain""",
+            (
+                row.source,
+                row.key,
+                row.session,
+                _iso(row.observed_at),
+                payload,
+                cur.lastrowid,
+                chain,
+            ),
         )
 
     # -- alert log ------------------------------------------------------------------------------
@@ -510,11 +579,14 @@ class Store:
         permalink: str | None,
     ) -> None:
         """Record the destination's confirmation: the row is done, and the alerts it carries
-        count as delivered (the alert log is written here, after success)."""
+        count as delivered (the alert log is written here, after success). A delivered file
+        or mail keeps only its kind: its bytes (the chart, the digest) are not kept twice."""
         with self._tx() as db:
             db.execute(
                 "UPDATE outbox SET state = ?, sent_at = ?, channel = ?, ts = ?, permalink = ?, "
-                "last_error = NULL WHERE id = ?",
+                "last_error = NULL, payload = CASE WHEN json_extract(payload, '$.type') "
+                "IN ('file', 'email') THEN json_object('type', json_extract(payload, '$.type'), "
+                "'delivered', 1) ELSE payload END WHERE id = ?",
                 (SENT, _iso(now), channel, ts, permalink, item_id),
             )
             db.execute(
@@ -621,17 +693,27 @@ class Store:
             (job, session, _iso(now), detail),
         )
 
-    def prune(self, now: datetime, keep_days: int) -> None:
-        """Drop history, finished outbox rows and their alerts older than ``keep_days``."""
+    def prune(self, now: datetime, keep_days: int) -> int:
+        """Drop what is older than ``keep_days`` before ``now`` (UTC): response history,
+        finished outbox rows, their alerts, once-per-session job marks and silences long
+        over. Pending outbox rows (and the alerts they carry) are never dropped. Returns the
+        number of rows deleted."""
         cutoff = (now - timedelta(days=keep_days)).date().isoformat()
+        deleted = 0
         with self._tx() as db:
-            db.execute("DELETE FROM snapshot_history WHERE session < ?", (cutoff,))
-            db.execute("DELETE FROM outbox WHERE session < ? AND state != ?", (cutoff, PENDING))
-            db.execute(
-                "DELETE FROM alert WHERE session < ? AND id NOT IN "
-                "(SELECT alert_id FROM outbox_alert)",
-                (cutoff,),
-            )
+            for sql, args in (
+                ("DELETE FROM snapshot_history WHERE session < ?", (cutoff,)),
+                ("DELETE FROM outbox WHERE session < ? AND state != ?", (cutoff, PENDING)),
+                (
+                    "DELETE FROM alert WHERE session < ? AND id NOT IN "
+                    "(SELECT alert_id FROM outbox_alert)",
+                    (cutoff,),
+                ),
+                ("DELETE FROM job_run WHERE session < ?", (cutoff,)),
+                ("DELETE FROM silence WHERE ends_at < ?", (cutoff,)),
+            ):
+                deleted += db.execute(sql, args).rowcount
+        return deleted
 
 
 def _outcome(states: list[str]) -> str:
