@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bot.api.client import FlashAlphaClient
-from bot.api.errors import ApiError
+from bot.api.errors import ApiError, TierRestricted
 from bot.budget import CACHE_SECONDS, RESERVE, SESSION_MINUTES, plan_budget
 from bot.cadence import QuotaPace
 from bot.pacer import Pacer, pacers_for
-from bot.settings import Secrets, Settings
+from bot.settings import PLAN_QUOTAS, Secrets, Settings
 
 __all__ = ["run_check"]
 
@@ -58,16 +59,25 @@ async def run_check(settings: Settings, secrets: Secrets, console: Console) -> i
         console.print("[yellow]FLASHALPHA_API_KEY is not set[/]")
     async with FlashAlphaClient(settings.flashalpha.base_url, key, retries=0) as client:
         symbol = settings.watchlist.symbols[0]
+        answered = False
         try:
             summary = await client.flow_summary(symbol)
+            answered = True
             console.print(f"[green]API ok[/]: {symbol} flow_direction {summary.flow_direction}")
             limit = client.rate_limit
             if limit.remaining is not None:
                 console.print(f"quota left today: {limit.remaining:,}")
                 _print_quota_cadence(console, pacers, limit.remaining)
+        except TierRestricted as exc:
+            console.print(f"[red]API error[/]: {escape(str(exc))}", highlight=False)
+            ok = _compare_plan(console, settings.flashalpha.plan, exc.current_plan, "403 body")
+            answered = False
         except ApiError as exc:
             ok = False
-            console.print(f"[red]API error[/]: {exc}", markup=True, highlight=False)
+            console.print(f"[red]API error[/]: {escape(str(exc))}", highlight=False)
+        if answered:
+            plan, how = await key_plan(client)
+            ok = _compare_plan(console, settings.flashalpha.plan, plan, how) and ok
 
     if secrets.slack_bot_token is not None:
         from slack_sdk.errors import SlackApiError
@@ -116,3 +126,38 @@ def _print_quota_cadence(console: Console, pacers: dict[str, Pacer], remaining: 
         else:
             why = f"the quota allows a poll every {gap:.0f} s: the first refresh after that"
         console.print(f"{job}: {why} ({pacer.requests_per_poll} requests per poll)")
+
+
+async def key_plan(client: FlashAlphaClient) -> tuple[str | None, str]:
+    """The plan of the client's key, and how it was learned: the daily limit in the last
+    ``X-RateLimit-Limit`` header (5 free, 250 basic, 2,500 growth, none alpha), else one
+    Alpha-only request (`/v1/flow/options/leaderboard?n=1`): a 403 names ``current_plan``,
+    an answer means Alpha. ``(None, why)`` when neither tells. Makes at most one request."""
+    limit = client.rate_limit.limit
+    by_quota = {quota: plan for plan, quota in PLAN_QUOTAS.items() if quota is not None}
+    if limit is not None and limit in by_quota:
+        return by_quota[limit], f"X-RateLimit-Limit {limit:,}"
+    try:
+        await client.options_leaderboard(1, 60)
+    except TierRestricted as exc:
+        return (exc.current_plan or "").lower() or None, "403 body of an Alpha endpoint"
+    except ApiError as exc:
+        return None, f"the Alpha probe failed ({exc.status or 'no answer'})"
+    return "alpha", "an Alpha endpoint answered"
+
+
+def _compare_plan(console: Console, configured: str, actual: str | None, how: str) -> bool:
+    """Say whether ``[flashalpha] plan`` matches the key's real plan; False when it does not."""
+    if actual is None:
+        console.print(f"key's plan: unknown ({how})")
+        return True
+    actual = actual.lower()
+    if actual.lower() == configured.lower():
+        console.print(f"key's plan: {actual} ({how}), as configured")
+        return True
+    console.print(
+        f"[red]key's plan is {actual}[/] ({how}) but \\[flashalpha] plan = {configured!r}: "
+        f'set plan = "{actual.lower()}" so the budget and the sources polled match the key',
+        highlight=False,
+    )
+    return False

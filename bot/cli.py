@@ -66,9 +66,31 @@ def _load(config: Path | None) -> tuple[Settings, Secrets]:
     return settings, secrets
 
 
+def _require_sources(settings: Settings) -> None:
+    """Exit 2 when the plan serves none of the sources the config polls, naming the plan
+    each one needs (the bot would run and poll nothing)."""
+    from bot.api.sources import SOURCES
+    from bot.budget import sources_for
+
+    planned = sources_for(settings)
+    if planned.symbol or planned.board:
+        return
+    needs = ", ".join(f"{s} needs {SOURCES[s.split(':')[0]].plan}" for s in planned.skipped)
+    err.print(
+        f"[bold red]config error:[/] [flashalpha] plan = {settings.flashalpha.plan!r} serves "
+        f"nothing this config polls ({needs or 'no source configured'})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(2)
+
+
 def _build(settings: Settings, secrets: Secrets, *, dry_run: bool = False) -> Bot:
-    """The bot, or exit 2 when a destination's secret is missing or a route is wrong."""
+    """The bot, or exit 2 when the plan serves nothing, a destination's secret is missing or
+    a route is wrong."""
     from bot.app import build_bot
+
+    _require_sources(settings)
 
     try:
         return build_bot(settings, secrets, dry_run=dry_run)
