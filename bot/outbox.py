@@ -54,13 +54,15 @@ def message_payload(message: Message) -> dict[str, Any]:
     return {"type": "message", "message": message.to_json()}
 
 
-def file_payload(file: FileUpload) -> dict[str, Any]:
-    """The outbox payload of a file upload (content base64-encoded)."""
+def file_payload(file: FileUpload, *, in_channel: bool = False) -> dict[str, Any]:
+    """The outbox payload of a file upload (content base64-encoded). ``in_channel``: posted
+    in the channel of its ``thread_parent`` row (after it), not inside that row's thread."""
     return {
         "type": "file",
         "filename": file.filename,
         "title": file.title,
         "content": base64.b64encode(file.content).decode("ascii"),
+        "in_channel": in_channel,
     }
 
 
@@ -91,6 +93,8 @@ def envelope_of(
         file = FileUpload(
             payload["filename"], payload["title"], base64.b64decode(payload["content"])
         )
+        if payload.get("in_channel"):
+            thread_ts = None  # beside its parent in the channel, where the desk sees it
     else:
         email = base64.b64decode(payload["raw"])
     meta = item.meta

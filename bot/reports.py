@@ -108,8 +108,8 @@ async def _chart(bot: Bot, session: Session) -> bytes | None:
 
 async def send_recap(bot: Bot, session: Session, now: datetime, *, key_suffix: str = "") -> bool:
     """Queue the recap of ``session`` for every destination its route names, each with its
-    chart (uploaded into the recap's thread where the destination carries files), and wake
-    the outbox worker.
+    chart (uploaded in the channel right after the recap where the destination carries
+    files), and wake the outbox worker.
 
     Returns ``False`` when this session's recap was queued before (it is never sent twice);
     ``key_suffix`` makes an on-demand repeat (``flowbot recap``) a new message. A failed send
@@ -134,7 +134,7 @@ async def send_recap(bot: Bot, session: Session, now: datetime, *, key_suffix: s
                     f"chart:{key}",
                     name,
                     Category.RECAP.value,
-                    file_payload(upload),
+                    file_payload(upload, in_channel=True),
                     day,
                     thread_parent=f"row:{key}",
                 ),

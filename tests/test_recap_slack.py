@@ -1,6 +1,7 @@
 """The Slack recap end to end: ``send_recap`` queues the recap and its chart in the outbox, and
 the outbox worker posts the recap to the local Slack Web API server, then uploads the chart into
-its thread with the three-step external upload. The session's data comes from the sandbox."""
+the same channel right after it with the three-step external upload. The session's data comes
+from the sandbox."""
 
 from __future__ import annotations
 
@@ -100,7 +101,8 @@ async def test_recap_post_then_chart_in_thread(
 
     (upload,) = slack.wait_for_uploads(1)
     assert upload.content.startswith(b"\x89PNG") and len(upload.content) > 1000
-    assert (upload.channel_id, upload.thread_ts) == (recap.channel_id, recap.ts)
+    # In the channel right after the recap (not hidden in its thread), where the desk sees it.
+    assert (upload.channel_id, upload.thread_ts) == (recap.channel_id, None)
     assert upload.filename == "flow-2026-06-05.png"
     assert len(slack.posts) == 2 and len(slack.uploads) == 1
     # After the recap post, the three steps of files_upload_v2, in order.
