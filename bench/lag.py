@@ -35,9 +35,9 @@ from common import PYTHON, ROOT, symbols, tempdir, write_scenario
 
 sys.path.insert(0, str(ROOT))
 
-from bot.sim import Sandbox  # noqa: E402
-from bot.sim.nytime import NY  # noqa: E402
-from tests.support.slack_api import DEFAULT_TOKEN, SlackApiServer  # noqa: E402
+from bot.sim import Sandbox
+from bot.sim.nytime import NY
+from tests.support.slack_api import DEFAULT_TOKEN, SlackApiServer
 
 PERIOD = 15.0
 LEAD = 45.0  # seconds before the first flip: the bot's start-up and phase learning

@@ -22,7 +22,7 @@ def main(base_url: str, key: str, names: list[str]) -> int:
     for call, symbol in calls:
         try:
             call(symbol)
-        except Exception:  # noqa: BLE001 - the seeds' loop logs and goes on
+        except Exception:
             failed += 1
     boards = [lambda: fa.flow_options_leaderboard(n=8, window_minutes=240)]
     for metric in ("heat", "pin_risk", "abs_flow", "charm_intensity"):
@@ -30,7 +30,7 @@ def main(base_url: str, key: str, names: list[str]) -> int:
     for board in boards:
         try:
             board()
-        except Exception:  # noqa: BLE001
+        except Exception:
             failed += 1
     return failed
 
