@@ -127,6 +127,7 @@ class Cadence:
     precision: float = 0.25
     min_gap: float = 1.0
     phases: dict[str, Phase] = field(default_factory=dict)
+    _due: set[str] | None = field(default=None, init=False, repr=False)
 
     def observe(self, key: str, sent: float, received: float, stamp: float) -> None:
         """Feed one response for ``key`` (a symbol, or a board)."""
@@ -134,6 +135,12 @@ class Cadence:
         if phase is None:
             phase = self.phases[key] = Phase(self.period)
         phase.observe(sent, received, stamp)
+
+    @property
+    def due(self) -> set[str] | None:
+        """The keys whose refresh the poll planned by the last :meth:`next_poll` is for;
+        ``None``: every key (nothing learnt yet, or the server does not cache)."""
+        return self._due
 
     @property
     def aligned(self) -> bool:
@@ -144,6 +151,7 @@ class Cadence:
         """``(when, why)``: our time of the next poll after a poll at ``last_poll``, at least
         ``max(min_gap, pace)`` after it (``pace``: the quota's spacing)."""
         earliest = last_poll + max(self.min_gap, pace)
+        self._due = None
         if not self.aligned:
             why = "server does not cache" if self.phases else "no response yet"
             return max(earliest, last_poll + max(self.fallback, pace)), why
@@ -158,6 +166,12 @@ class Cadence:
         when = max(min(times), earliest)
         # Refreshes within min_gap of the first are taken by the same poll, a bit later.
         when = max(t for t in times if t <= when + self.min_gap)
+        self._due = {
+            key
+            for key, phase in self.phases.items()
+            if (t := phase.next_poll(max(now, earliest), self.margin, self.precision)) is not None
+            and t <= when + 1e-6
+        }
         why = "learning the cache phase" if learning else "just after the cache refresh"
         if pace > self.period:
             why += f", spaced {pace:.0f} s by the quota"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -146,13 +146,13 @@ class Engine:
 
     # -- ticks --------------------------------------------------------------------------------
 
-    async def poll_symbols(self, now: datetime) -> CycleReport:
-        """Poll summary and anomaly for every watchlist symbol, run the pipeline, queue."""
-        jobs = [
-            Job(source, symbol)
-            for symbol in self.settings.watchlist.symbols
-            for source in self._symbol_sources
-        ]
+    async def poll_symbols(
+        self, now: datetime, symbols: Sequence[str] | None = None
+    ) -> CycleReport:
+        """Poll summary and anomaly for ``symbols`` (default: the whole watchlist; the pacer
+        passes those whose cache just refreshed), run the pipeline, queue."""
+        polled = self.settings.watchlist.symbols if symbols is None else symbols
+        jobs = [Job(source, symbol) for symbol in polled for source in self._symbol_sources]
         return await self._cycle(now, jobs)
 
     async def poll_leaderboards(self, now: datetime) -> CycleReport:
