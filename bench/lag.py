@@ -11,7 +11,7 @@ cache period whose body showed the flip. Only what the sandbox cannot match is s
 hours check (the wall clock is not the sandbox's session), the stale-feed warning, the HTTP
 listener, recap and digest.
 
-    .venv/bin/python bench/lag.py [--symbols 16] [--window 90] [--seed N]
+    .venv/bin/python bench/lag.py [--symbols 16] [--window 80] [--seed N]
 """
 
 from __future__ import annotations
@@ -77,8 +77,11 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
 
 
-def main(count: int = 16, window: float = 90.0, seed: int | None = None) -> list[float]:
+def main(
+    count: int = 16, window: float = 80.0, seed: int | None = None, verbose: bool = False
+) -> list[float]:
     """Run the scenario; print lag p50 / p95 / max and return the lags (seconds)."""
+    seed = random.randrange(10**6) if seed is None else seed
     rng = random.Random(seed)
     phase = round(rng.uniform(0, PERIOD), 3)
     names = symbols(count)
@@ -131,13 +134,15 @@ def main(count: int = 16, window: float = 90.0, seed: int | None = None) -> list
             continue
         period_start = phase + math.ceil((flip - phase) / PERIOD) * PERIOD
         lags.append(seen[s] - (period_start + to_mono))
+        if verbose:
+            print(f"  {s} flip at +{offsets[s]} s: alert {lags[-1]:.2f} s after its period")
     if not lags:
         print(f"detection lag: no alert arrived (bot stderr: {stderr[-400:]!r})")
         return []
     print(
         f"detection lag: p50 {_percentile(lags, 0.5):.2f} s, p95 {_percentile(lags, 0.95):.2f} s, "
         f"max {max(lags):.2f} s ({len(lags)}/{count} flips alerted; {PERIOD:g} s cache on phase "
-        f"{phase:.2f} s, Alpha, poll_seconds auto, {window:g} s window)"
+        f"{phase:.2f} s, Alpha, poll_seconds auto, {window:g} s window, --seed {seed})"
     )
     return lags
 
@@ -162,7 +167,8 @@ def _first_posts(slack: SlackApiServer) -> dict[str, float]:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--symbols", type=int, default=16)
-    ap.add_argument("--window", type=float, default=90.0, help="seconds the flips spread over")
+    ap.add_argument("--window", type=float, default=80.0, help="seconds the flips spread over")
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--verbose", action="store_true", help="print each flip's lag")
     a = ap.parse_args()
-    main(a.symbols, a.window, a.seed)
+    main(a.symbols, a.window, a.seed, a.verbose)

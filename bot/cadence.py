@@ -139,7 +139,7 @@ class Cadence:
     @property
     def due(self) -> set[str] | None:
         """The keys whose refresh the poll planned by the last :meth:`next_poll` is for;
-        ``None``: every key (nothing learnt yet, or the server does not cache)."""
+        ``None``: every key (a phase is still being learnt, or the server does not cache)."""
         return self._due
 
     @property
@@ -166,12 +166,19 @@ class Cadence:
         when = max(min(times), earliest)
         # Refreshes within min_gap of the first are taken by the same poll, a bit later.
         when = max(t for t in times if t <= when + self.min_gap)
-        self._due = {
-            key
-            for key, phase in self.phases.items()
-            if (t := phase.next_poll(max(now, earliest), self.margin, self.precision)) is not None
-            and t <= when + 1e-6
-        }
+        # While any phase is being learnt every key is polled (each poll teaches all of them);
+        # after that, only the keys whose refresh this poll is for.
+        self._due = (
+            None
+            if learning
+            else {
+                key
+                for key, phase in self.phases.items()
+                if (t := phase.next_poll(max(now, earliest), self.margin, self.precision))
+                is not None
+                and t <= when + 1e-6
+            }
+        )
         why = "learning the cache phase" if learning else "just after the cache refresh"
         if pace > self.period:
             why += f", spaced {pace:.0f} s by the quota"
