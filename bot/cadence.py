@@ -74,12 +74,20 @@ class Phase:
         """How uncertain the refresh instant is (seconds); ``inf`` before any observation."""
         return self.hi - self.lo
 
-    def next_poll(self, now: float, margin: float, precision: float) -> float | None:
+    def next_poll(
+        self, now: float, margin: float, precision: float, catch_up: bool = True
+    ) -> float | None:
         """Our time of the next useful poll after ``now``: the midpoint of the uncertainty
-        while learning, else ``margin`` after the next refresh. ``None`` when unknown."""
+        while learning, else ``margin`` after the next refresh. ``None`` when unknown.
+
+        A refresh not yet seen that has surely happened by ``now`` (a poll landed just
+        before it, or ran long) is polled at once with ``catch_up``; without it (the quota
+        spaces polls) the next refresh after ``now`` is aimed at instead."""
         if self.stamp is None or self.uncached or not math.isfinite(self.width):
             return None
         refresh = self.stamp + self.period
+        if catch_up and refresh - self.lo + margin <= now:
+            return now
         while refresh - self.hi + margin <= now and refresh - self.lo + margin <= now:
             refresh += self.period  # we are already past it: the one after
         surely = refresh - self.lo + margin  # the refresh has happened by then, whatever lo..hi
@@ -156,8 +164,9 @@ class Cadence:
             why = "server does not cache" if self.phases else "no response yet"
             return max(earliest, last_poll + max(self.fallback, pace)), why
         times = []
+        catch_up = pace <= self.period  # a missed refresh is taken at once, unless quota-paced
         for phase in self.phases.values():
-            t = phase.next_poll(max(now, earliest), self.margin, self.precision)
+            t = phase.next_poll(max(now, earliest), self.margin, self.precision, catch_up)
             if t is not None:
                 times.append(t)
         if not times:
@@ -174,7 +183,7 @@ class Cadence:
             else {
                 key
                 for key, phase in self.phases.items()
-                if (t := phase.next_poll(max(now, earliest), self.margin, self.precision))
+                if (t := phase.next_poll(max(now, earliest), self.margin, self.precision, catch_up))
                 is not None
                 and t <= when + 1e-6
             }
