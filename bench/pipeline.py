@@ -65,7 +65,9 @@ async def _run(base_url: str, state: Path) -> tuple[list[float], int]:
         rules={"top_n": {"zero_dte_metrics": ["heat", "pin_risk"]}},
     )
     sink = ConsoleDestination(state / "messages.jsonl", console=Console(file=io.StringIO()))
-    bot = build_bot(settings, Secrets(flashalpha_api_key="sandbox-alpha"), destination=sink)
+    bot = build_bot(
+        settings, Secrets(flashalpha_api_key="sandbox-alpha"), destinations={"console": sink}
+    )
     times = []
     async with httpx.AsyncClient(base_url=base_url) as admin:
         for _ in range(TICKS):

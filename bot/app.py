@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot.api.client import FlashAlphaClient
@@ -29,6 +31,9 @@ from bot.routes import Routable, route, validate_routes
 from bot.rules import RULES
 from bot.settings import ConfigError, Secrets, Settings
 from bot.store import Store
+
+if TYPE_CHECKING:
+    from bot.calendar import TradingCalendar
 
 __all__ = [
     "Bot",
@@ -160,10 +165,13 @@ def expiry_for(
         if minutes is not None:
             return now + timedelta(minutes=minutes)
         day = date.fromisoformat(session)
+        midnight = datetime.combine(day + timedelta(days=1), time(0), NEW_YORK)
+        if now >= datetime.combine(day, time(16), NEW_YORK):
+            return midnight  # past any close (16:00, or 13:00 early): no calendar needed
         close = close_of(day)
         if close is not None and now < close:
             return close
-        return datetime.combine(day + timedelta(days=1), time(0), NEW_YORK)
+        return midnight
 
     return expires_at
 
@@ -191,10 +199,25 @@ class Bot:
         self.store.close()
 
 
-def _calendar_close(day: date) -> datetime | None:
+@cache
+def _trading_calendar(today: date) -> TradingCalendar:
+    """The XNYS calendar around ``today``, built once per day and process (exchange_calendars
+    and pandas, ~0.5 s, are imported on the first commit that needs a close, not at start-up;
+    the scheduler's own calendar comes from the same cached sessions)."""
     from bot.calendar import TradingCalendar
 
-    session = TradingCalendar().session_for(day)
+    return TradingCalendar()
+
+
+def _calendar_close(day: date) -> datetime | None:
+    """The XNYS close of New York date ``day`` (UTC), ``None`` without a session or when
+    ``day`` is outside the calendar's range."""
+    from bot.calendar import CalendarRangeError
+
+    try:
+        session = _trading_calendar(date.today()).session_for(day)
+    except CalendarRangeError:
+        return None
     return session.close_utc if session is not None else None
 
 

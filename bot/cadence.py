@@ -74,12 +74,20 @@ class Phase:
         """How uncertain the refresh instant is (seconds); ``inf`` before any observation."""
         return self.hi - self.lo
 
-    def next_poll(self, now: float, margin: float, precision: float) -> float | None:
+    def next_poll(
+        self, now: float, margin: float, precision: float, catch_up: bool = True
+    ) -> float | None:
         """Our time of the next useful poll after ``now``: the midpoint of the uncertainty
-        while learning, else ``margin`` after the next refresh. ``None`` when unknown."""
+        while learning, else ``margin`` after the next refresh. ``None`` when unknown.
+
+        A refresh not yet seen that has surely happened by ``now`` (a poll landed just
+        before it, or ran long) is polled at once with ``catch_up``; without it (the quota
+        spaces polls) the next refresh after ``now`` is aimed at instead."""
         if self.stamp is None or self.uncached or not math.isfinite(self.width):
             return None
         refresh = self.stamp + self.period
+        if catch_up and refresh - self.lo + margin <= now:
+            return now
         while refresh - self.hi + margin <= now and refresh - self.lo + margin <= now:
             refresh += self.period  # we are already past it: the one after
         surely = refresh - self.lo + margin  # the refresh has happened by then, whatever lo..hi
@@ -127,6 +135,7 @@ class Cadence:
     precision: float = 0.25
     min_gap: float = 1.0
     phases: dict[str, Phase] = field(default_factory=dict)
+    _due: set[str] | None = field(default=None, init=False, repr=False)
 
     def observe(self, key: str, sent: float, received: float, stamp: float) -> None:
         """Feed one response for ``key`` (a symbol, or a board)."""
@@ -134,6 +143,12 @@ class Cadence:
         if phase is None:
             phase = self.phases[key] = Phase(self.period)
         phase.observe(sent, received, stamp)
+
+    @property
+    def due(self) -> set[str] | None:
+        """The keys whose refresh the poll planned by the last :meth:`next_poll` is for;
+        ``None``: every key (a phase is still being learnt, or the server does not cache)."""
+        return self._due
 
     @property
     def aligned(self) -> bool:
@@ -144,12 +159,14 @@ class Cadence:
         """``(when, why)``: our time of the next poll after a poll at ``last_poll``, at least
         ``max(min_gap, pace)`` after it (``pace``: the quota's spacing)."""
         earliest = last_poll + max(self.min_gap, pace)
+        self._due = None
         if not self.aligned:
             why = "server does not cache" if self.phases else "no response yet"
             return max(earliest, last_poll + max(self.fallback, pace)), why
         times = []
+        catch_up = pace <= self.period  # a missed refresh is taken at once, unless quota-paced
         for phase in self.phases.values():
-            t = phase.next_poll(max(now, earliest), self.margin, self.precision)
+            t = phase.next_poll(max(now, earliest), self.margin, self.precision, catch_up)
             if t is not None:
                 times.append(t)
         if not times:
@@ -158,6 +175,19 @@ class Cadence:
         when = max(min(times), earliest)
         # Refreshes within min_gap of the first are taken by the same poll, a bit later.
         when = max(t for t in times if t <= when + self.min_gap)
+        # While any phase is being learnt every key is polled (each poll teaches all of them);
+        # after that, only the keys whose refresh this poll is for.
+        self._due = (
+            None
+            if learning
+            else {
+                key
+                for key, phase in self.phases.items()
+                if (t := phase.next_poll(max(now, earliest), self.margin, self.precision, catch_up))
+                is not None
+                and t <= when + 1e-6
+            }
+        )
         why = "learning the cache phase" if learning else "just after the cache refresh"
         if pace > self.period:
             why += f", spaced {pace:.0f} s by the quota"

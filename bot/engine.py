@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -163,11 +163,15 @@ class Engine:
         """The watchlist, then the session's auto-watched symbols the budget allows."""
         return [*self.settings.watchlist.symbols, *self.auto.symbols()]
 
-    async def poll_symbols(self, now: datetime) -> CycleReport:
-        """Poll summary and anomaly for every watched symbol (:meth:`watched`), run the
-        pipeline, queue."""
+    async def poll_symbols(
+        self, now: datetime, symbols: Sequence[str] | None = None
+    ) -> CycleReport:
+        """Poll summary and anomaly for ``symbols`` (default: every watched symbol, see
+        :meth:`watched`; the pacer passes those whose cache just refreshed), run the pipeline,
+        queue."""
         self._previous(session_of(now))  # after a restart: the session's auto list first
-        jobs = [Job(source, symbol) for symbol in self.watched() for source in self._symbol_sources]
+        polled = self.watched() if symbols is None else symbols
+        jobs = [Job(source, symbol) for symbol in polled for source in self._symbol_sources]
         return await self._cycle(now, jobs)
 
     async def poll_leaderboards(self, now: datetime) -> CycleReport:

@@ -9,6 +9,7 @@ the quota left (``X-RateLimit-Remaining``) over what is left of the session.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -20,6 +21,8 @@ __all__ = ["Pacer", "pacers_for"]
 
 log = logging.getLogger("flowbot.schedule")
 _BOARD_PATHS = ("/v1/flow/options/leaderboard", "/v1/flow/zero-dte/leaderboard")
+# The poll job's endpoints (path ends with the symbol); /cumulative runs on its own cadence.
+_SYMBOL_PATHS = ("/v1/flow/summary/", "/v1/strategies/flow-anomaly/")
 
 
 @dataclass
@@ -40,8 +43,8 @@ class Pacer:
 
     def observe(self, path: str, sent: float, received: float, stamp: float) -> None:
         """A client observer: feed responses of this job's endpoints to the cadence."""
-        board = path.startswith(_BOARD_PATHS)
-        if board == (self.job == "leaderboards"):
+        mine = _BOARD_PATHS if self.job == "leaderboards" else _SYMBOL_PATHS
+        if path.startswith(mine):
             self.cadence.observe(path, sent, received, stamp)
 
     def next_run(
@@ -58,6 +61,19 @@ class Pacer:
             self.why = "quota spent: waiting for the reset"
             return None
         return datetime.fromtimestamp(when, UTC)
+
+    def symbols_due(self, watchlist: Sequence[str]) -> list[str] | None:
+        """The watchlist symbols whose cache refreshes before the next planned run (a symbol
+        not yet seen counts as due); ``None`` = all of them (not ``auto``, nothing learnt,
+        the server does not cache, or every symbol is due), so the caller polls everything.
+        Symbols on different cache phases are then each polled just after their own refresh."""
+        due = self.cadence.due if self.auto else None
+        if due is None:
+            return None
+        seen = {key.rsplit("/", 1)[-1] for key in self.cadence.phases}
+        fresh = {key.rsplit("/", 1)[-1] for key in due}
+        picked = [s for s in watchlist if s in fresh or s not in seen]
+        return None if len(picked) == len(watchlist) else picked
 
     def describe(self) -> str:
         """``every 15 s (auto: …)`` for logs and ``flowbot check``."""

@@ -80,7 +80,8 @@ def build_scheduler(
     async def poll() -> None:
         now = clock()
         if in_session(now):
-            report = await bot.engine.poll_symbols(now)
+            due = pacers["symbols"].symbols_due(bot.engine.watched())
+            report = await bot.engine.poll_symbols(now, due)
             _log_report("poll", report)
             pace("poll", pacers["symbols"], now)
 

@@ -70,6 +70,43 @@ def test_symbols_on_different_phases_are_each_caught() -> None:
     assert all(lag(t, 2.0) < 1.0 or lag(t, 9.0) < 1.0 for t in settled)
 
 
+def test_each_poll_is_for_the_symbols_whose_cache_just_refreshed() -> None:
+    """Once the phases are learnt (bisection polls come first), the poll after SPY's refresh
+    is due for SPY only, the one after QQQ's for QQQ only; before anything is known every
+    symbol is due."""
+    cadence = Cadence(period=15.0, fallback=15.0)
+    assert cadence.due is None
+    servers = {"SPY": cached(2.0), "QQQ": cached(9.0)}
+    t = 100.0
+    for _ in range(40):
+        for key, stamp in servers.items():
+            cadence.observe(key, t, t + LATENCY, stamp(t + LATENCY / 2))  # type: ignore[operator]
+        t, why = cadence.next_poll(t + LATENCY, t)
+        if why.startswith("just after") and cadence.due is not None and len(cadence.due) == 1:
+            (key,) = cadence.due
+            assert lag(t, 2.0 if key == "SPY" else 9.0) < 1.0
+    assert cadence.due in ({"SPY"}, {"QQQ"})
+
+
+def test_a_poll_that_landed_just_before_the_refresh_is_followed_at_once() -> None:
+    """The phase is known to 0.2 s; a poll lands 0.05 s before the refresh (old body) and its
+    tick ends 0.6 s later: the next poll is right away, not a whole cache period later. When
+    the quota spaces polls, the next refresh is aimed at instead."""
+    phase = Phase(15.0)
+    phase.observe(104.9, 104.95, 90.0)
+    phase.observe(105.05, 105.1, 105.0)
+    assert phase.width <= 0.25
+    phase.observe(119.95, 120.0, 105.0)  # just before the 120 s refresh: the old body
+    assert phase.next_poll(120.6, 0.3, 0.25) == pytest.approx(120.6)
+    assert phase.next_poll(120.6, 0.3, 0.25, catch_up=False) == pytest.approx(135.4, abs=0.2)
+
+
+def test_uncached_server_makes_every_symbol_due() -> None:
+    cadence = Cadence(period=15.0, fallback=15.0)
+    polls = run(cadence, {"SPY": lambda t: t, "QQQ": lambda t: t}, 5)
+    assert polls and cadence.due is None
+
+
 def test_refreshes_closer_than_min_gap_share_one_poll() -> None:
     """Phases 0.2 s apart are one poll per period, after both."""
     cadence = Cadence(period=15.0, fallback=15.0, min_gap=1.0)

@@ -24,14 +24,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formatdate, make_msgid
+from functools import cache
 from pathlib import Path
-from typing import Literal
-
-import aiosmtplib
-import css_inline
+from typing import TYPE_CHECKING, Literal
 
 from bot.recap import Recap
 from bot.render import Renderer
+
+if TYPE_CHECKING:
+    import css_inline
 
 __all__ = [
     "CHART_CONTENT_ID",
@@ -55,8 +56,6 @@ CHART_SRC = f"cid:{CHART_CONTENT_ID}"
 
 Security = Literal["starttls", "tls", "none"]
 
-# keep_at_rules: @media (narrow screens, dark mode) cannot be inlined; it stays in <style>.
-_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True)
 _STEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -75,11 +74,22 @@ class EmailError(RuntimeError):
         self.attempts = attempts
 
 
+@cache
+def _inliner() -> css_inline.CSSInliner:
+    """The inliner, built (and css_inline imported) on the first digest."""
+    import css_inline
+
+    # keep_at_rules: @media (narrow screens, dark mode) cannot be inlined; it stays in <style>.
+    return css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True)
+
+
 def inline_css(html: str) -> str:
     """Move ``<style>`` rules into ``style=""`` attributes (many mail clients drop ``<style>``).
     Remote stylesheets are never loaded. Raises ``ValueError`` on CSS the inliner rejects."""
+    import css_inline
+
     try:
-        return _INLINER.inline(html)
+        return _inliner().inline(html)
     except css_inline.InlineError as exc:  # its own type; callers know ValueError
         raise ValueError(f"cannot inline the digest CSS: {exc}") from exc
 
@@ -188,6 +198,8 @@ def write_digest_files(
 
 
 def _transient(exc: Exception) -> bool:
+    import aiosmtplib
+
     # 4xx replies, dropped connections and timeouts may pass; 5xx replies (bad credentials,
     # refused addresses), certificate failures and anything unexpected will not.
     if isinstance(exc, aiosmtplib.SMTPResponseException):
@@ -198,6 +210,8 @@ def _transient(exc: Exception) -> bool:
 
 
 def _describe(exc: Exception) -> str:
+    import aiosmtplib
+
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         return f"{exc.code} {exc.message}".strip()
     return f"{type(exc).__name__}: {exc}"
@@ -248,6 +262,8 @@ class EmailSender:
         )
 
     async def _send_once(self, msg: EmailMessage) -> None:
+        import aiosmtplib  # ~0.05 s: paid by the first digest, not by start-up
+
         await aiosmtplib.send(
             msg,
             hostname=self.host,

@@ -11,14 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Any, Literal
-
-import aiohttp
-from slack_sdk.errors import SlackApiError, SlackRequestError
-from slack_sdk.http_retry.async_handler import AsyncRetryHandler
-from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
-from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.webhook.async_client import AsyncWebhookClient
+from typing import TYPE_CHECKING, Any, Literal
 
 from bot.deliver.base import (
     SEVERITY_COLOURS,
@@ -31,6 +24,12 @@ from bot.deliver.base import (
     Envelope,
 )
 from bot.events import Dialect, Message
+
+if TYPE_CHECKING:
+    # slack_sdk and aiohttp cost ~0.14 s to import: paid on the first post, not at start-up.
+    from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+    from slack_sdk.web.async_client import AsyncWebClient
+    from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 __all__ = [
     "BOT_KIND",
@@ -57,6 +56,8 @@ RECOVERABLE_CODES = frozenset(
 def retry_handlers(max_retries: int = 1) -> list[AsyncRetryHandler]:
     """slack_sdk's built-in handler for a dropped connection (retried ``max_retries`` times
     at once). 429 and 5xx are not retried here: the outbox does it, honouring Retry-After."""
+    from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
+
     return [AsyncConnectionErrorRetryHandler(max_retry_count=max_retries)]
 
 
@@ -83,6 +84,9 @@ def with_mention(message: Message, mention: str | None) -> tuple[str, list[dict[
 
 def _api_error(method: str, exc: Exception) -> DeliveryError:
     """Classify what the Web API client raised; the message is built from codes only."""
+    import aiohttp
+    from slack_sdk.errors import SlackApiError, SlackRequestError
+
     if isinstance(exc, SlackApiError):
         status = getattr(exc.response, "status_code", None)
         data = getattr(exc.response, "data", None)
@@ -146,9 +150,20 @@ class SlackBotDestination:
         self.min_interval = min_interval
         self._channel_ids: dict[str, str] = {}
         self._fetch_permalink = fetch_permalink
-        self._client = AsyncWebClient(
-            token=token, base_url=api_url, timeout=timeout, retry_handlers=retry_handlers()
-        )
+        self._settings = (token, api_url, timeout)
+        self._web: AsyncWebClient | None = None
+
+    @property
+    def _client(self) -> AsyncWebClient:
+        """slack_sdk's client, made (and slack_sdk imported) on the first call."""
+        if self._web is None:
+            from slack_sdk.web.async_client import AsyncWebClient
+
+            token, api_url, timeout = self._settings
+            self._web = AsyncWebClient(
+                token=token, base_url=api_url, timeout=timeout, retry_handlers=retry_handlers()
+            )
+        return self._web
 
     async def send(self, envelope: Envelope) -> Delivered:
         """A message: ``chat.postMessage`` (into the thread of ``envelope.thread_ts`` when
@@ -269,9 +284,23 @@ class SlackWebhookDestination:
     ):
         self.name = name
         self.min_interval = min_interval
-        self._client = AsyncWebhookClient(
-            url=url, timeout=timeout, logger=_webhook_client_log, retry_handlers=retry_handlers()
-        )
+        self._settings = (url, timeout)
+        self._hook: AsyncWebhookClient | None = None
+
+    @property
+    def _client(self) -> AsyncWebhookClient:
+        """slack_sdk's webhook client, made (and slack_sdk imported) on the first call."""
+        if self._hook is None:
+            from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+            url, timeout = self._settings
+            self._hook = AsyncWebhookClient(
+                url=url,
+                timeout=timeout,
+                logger=_webhook_client_log,
+                retry_handlers=retry_handlers(),
+            )
+        return self._hook
 
     async def send(self, envelope: Envelope) -> Delivered:
         """Send text + blocks (attachment with the severity colour when set).
