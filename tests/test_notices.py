@@ -108,3 +108,36 @@ async def test_source_outage_notice_and_recovery_in_its_thread(tmp_path) -> None
     assert "Flowbot summary failing for 3+ polls" in (notice.text or "")
     assert "SPY, NVDA" in (notice.text or "") or "NVDA, SPY" in (notice.text or "")
     assert reply.thread_ts == notice.ts and "recovered" in (reply.text or "")
+
+
+async def test_rejected_key_is_one_critical_notice(tmp_path) -> None:
+    """A key the API rejects (401) is told once, critical, however many ticks follow."""
+    with Sandbox(scenario=QUIET, speed=0) as sandbox, SlackApiServer() as slack:
+        bot = make_bot(sandbox, slack, tmp_path / "s.sqlite3", key="not-a-key")
+        for minute in ("10:00", "10:01", "10:02"):
+            await tick(bot, at(sandbox, minute))
+        await bot.aclose()
+    (post,) = slack.posts
+    assert "🚨 Flowbot FlashAlpha rejected the API key (HTTP 401)" in (post.text or "")
+    assert post.colours == ("#E01E5A",)
+    assert "not-a-key" not in str(post.params)
+
+
+async def test_dead_letters_raise_a_notice(tmp_path) -> None:
+    """An alert Slack refuses for good (channel_not_found) goes to the dead letters, and the
+    next tick raises a dead_letters notice naming the destination and the error."""
+    with (
+        Sandbox(scenario=QUIET, speed=0) as sandbox,
+        SlackApiServer(missing_channels=frozenset({"#desk"})) as slack,
+    ):
+        bot = make_bot(sandbox, slack, tmp_path / "s.sqlite3")
+        await tick(bot, at(sandbox, "10:00"))
+        await tick(bot, at(sandbox, "10:33"))  # SPY's flip: refused for good
+        await tick(bot, at(sandbox, "10:34"))
+        records = bot.store.alerts(sandbox.scenario.session_date.isoformat())
+        await bot.aclose()
+    outcome = {r.rule: r.outcome for r in records}
+    assert outcome["regime_flip"] == "dead"
+    notice = next(r for r in records if r.rule == "dead_letters")
+    assert "message(s) to slack failed for good" in notice.summary
+    assert "channel_not_found" in notice.summary
