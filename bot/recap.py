@@ -34,6 +34,7 @@ from bot.autowatch import AutoWatch
 from bot.calendar import NEW_YORK, Session
 from bot.events import AlertRecord
 from bot.humanize import human_duration
+from bot.notices import NOTICES
 
 __all__ = [
     "BOARD_KINDS",
@@ -358,7 +359,12 @@ def _session_alerts(
     # The store may hand over a wider slice (e.g. "since yesterday"); the recap is about the
     # sessions' New York dates only.
     days = {s.date for s in sessions}
-    mine = [a for a in alerts if a.occurred_at.astimezone(NEW_YORK).date() in days]
+    # Notices are about the bot, not the market: the status page and the ops route have them.
+    mine = [
+        a
+        for a in alerts
+        if a.occurred_at.astimezone(NEW_YORK).date() in days and a.rule not in NOTICES
+    ]
     return sorted(mine, key=lambda a: (a.occurred_at, a.id))
 
 
@@ -561,8 +567,8 @@ def build_recap(
     """Build the recap of ``session`` from the alert log and the last snapshots.
 
     - ``alerts``: alert-log records; only those whose ``occurred_at`` falls on a covered
-      session's New York date are used. Their ``summary`` (Slack fallback text, mrkdwn-escaped)
-      is unescaped once.
+      session's New York date are used, notices about the bot left out. Their ``summary`` is
+      the alert's plain one-line text, shown as is (each output escapes it once).
     - ``summaries`` / ``anomalies``: the last flow summary / flow-anomaly envelope per symbol
       (keys are symbols, any case); a symbol without one shows ``"—"``. They also decide the
       outcome of flips and candidates in the headline.

@@ -216,6 +216,26 @@ def test_board_activity_summarises_leaderboard_churn():
     ]
 
 
+def test_notices_are_left_out_of_the_recap():
+    """A notice about the bot (a source failing) is not a market alert: not listed, not
+    counted, not in the headline."""
+    s = black_friday()
+    r = build_recap(
+        s,
+        alerts=[
+            alert(1, "candidate", "QQQ", 40, s),
+            alert(2, "source_down", "-", 41, s, summary="Flowbot summary failing for 3+ polls"),
+        ],
+        summaries={},
+        anomalies={},
+        options_board=None,
+        zero_dte={},
+        watchlist=["QQQ"],
+        top_n=5,
+    )
+    assert [a.kind for a in r.alerts] == ["candidate"] and r.alert_count == 1
+
+
 def test_summaries_are_shown_as_logged():
     """The alert log keeps plain text (each destination escapes it once): shown as is."""
     r = sample_recap()
