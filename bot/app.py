@@ -22,6 +22,7 @@ from bot.deliver.slack import SlackConfig, SlackWebhookConfig
 from bot.deliver.smtp import EmailConfig
 from bot.engine import Engine, utcnow
 from bot.events import Category
+from bot.leader import replica_id
 from bot.metrics import Metrics
 from bot.notices import NOTICES
 from bot.outbox import OutboxWorker
@@ -189,6 +190,8 @@ class Bot:
     worker: OutboxWorker
     engine: Engine
     metrics: Metrics
+    replica: str
+    """This process's name in a cluster (``host:pid:xxxx``): its outbox claims carry it."""
 
     async def aclose(self) -> None:
         """Close the HTTP pool, the destinations and the database."""
@@ -249,9 +252,13 @@ def build_bot(
         max_concurrency=settings.flashalpha.max_concurrency,
         retries=settings.flashalpha.retries,
     )
-    store = Store(":memory:" if dry_run else (state_path or settings.state.path))
+    password = secrets.pgpassword.get_secret_value() if secrets.pgpassword else None
+    store = Store(
+        ":memory:" if dry_run else (state_path or settings.state.target()), password=password
+    )
     renderer = Renderer(settings.templates.dir, timezone=settings.schedule.timezone)
     metrics = Metrics()
+    replica = replica_id()
     worker = OutboxWorker(
         store,
         built.by_name,
@@ -260,6 +267,8 @@ def build_bot(
         max_backoff=settings.outbox.max_backoff_seconds,
         zone=settings.timezone,
         metrics=metrics,
+        owner=replica,
+        lease=timedelta(seconds=settings.state.claim_seconds),
     )
     pipeline = PipelineConfig(
         rules={name: settings.rule_config(name) for name in RULES},
@@ -278,4 +287,4 @@ def build_bot(
         on_commit=worker.wake,
         metrics=metrics,
     )
-    return Bot(settings, secrets, client, store, renderer, built, worker, engine, metrics)
+    return Bot(settings, secrets, client, store, renderer, built, worker, engine, metrics, replica)

@@ -425,7 +425,7 @@ def _store(config: Path | None) -> Store:
     settings, _ = _load(config)
     from bot.store import Store
 
-    return Store(settings.state.path)
+    return Store(settings.state.target())  # PostgreSQL: libpq reads PGPASSWORD itself
 
 
 @outbox_app.command("list")

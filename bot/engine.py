@@ -334,6 +334,12 @@ class Engine:
         self._conditions = {c.key: c for c in conditions}
         return events
 
+    def forget(self) -> None:
+        """Drop what this process holds of the session (last market, rule memory), so the
+        next poll starts from the stored snapshots: a replica taking over the polling reads
+        what the previous leader stored, exactly as a restart does."""
+        self._session = None
+
     def _previous(self, session: str) -> MarketSnapshot:
         """This session's last market: in memory, or from the store after a restart."""
         if self._session != session:

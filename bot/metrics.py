@@ -69,3 +69,31 @@ class Metrics:
             registry=r,
         )
         self.quota_remaining.set(-1)
+        self.leader = Gauge(
+            "flowbot_leader",
+            "1 while this replica holds the polling leadership (always 1 with SQLite)",
+            registry=r,
+        )
+        self.leadership_age = Gauge(
+            "flowbot_leadership_age_seconds",
+            "How long this replica has led (0 while a follower)",
+            registry=r,
+        )
+        self.leadership_changes = Counter(
+            "flowbot_leadership_changes_total",
+            "Times this replica became leader or follower",
+            ["to"],
+            registry=r,
+        )
+        self.claims = Gauge(
+            "flowbot_outbox_claims",
+            "Outbox rows claimed with a live lease, by replica (claims in flight)",
+            ["replica"],
+            registry=r,
+        )
+        self.replica_heartbeat_age = Gauge(
+            "flowbot_replica_heartbeat_age_seconds",
+            "Seconds since each replica of the cluster last sent a heartbeat",
+            ["replica", "role"],
+            registry=r,
+        )

@@ -30,7 +30,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.deliver.base import AlertRef, DeliveryError, Destination, Envelope, FileUpload
+from bot.deliver.base import (
+    AlertRef,
+    Delivered,
+    DeliveryError,
+    Destination,
+    Envelope,
+    FileUpload,
+)
 from bot.events import Category, Message
 from bot.metrics import Metrics
 from bot.store import PENDING, OutboxItem, Store
@@ -137,8 +144,11 @@ class _Lane:
 class OutboxWorker:
     """Drains the outbox of each destination in ``destinations`` (name → destination).
 
-    ``clock`` gives UTC now (expiry and the delayed marker); ``zone`` is where the marker's
-    time is shown. :meth:`start` runs one task per destination until :meth:`stop`;
+    ``clock`` gives UTC now (expiry, the delayed marker, claim leases); ``zone`` is where the
+    marker's time is shown. ``owner`` names this replica in its claims: each row is claimed
+    (:meth:`Store.claim`) for ``lease`` before it is sent and the claim is renewed while a
+    send is slow, so replicas sharing a database never send one row twice at once.
+    :meth:`start` runs one task per destination until :meth:`stop`;
     :meth:`flush` makes one pass over everything due (``flowbot once``, the demo, tests).
     """
 
@@ -152,8 +162,12 @@ class OutboxWorker:
         max_backoff: float = 60.0,
         zone: ZoneInfo | None = None,
         metrics: Metrics | None = None,
+        owner: str = "local",
+        lease: timedelta = timedelta(seconds=30),
     ) -> None:
         self.store = store
+        self.owner = owner
+        self.lease = lease
         self.metrics = metrics or Metrics()
         self.clock = clock
         self.alert_max_age = alert_max_age
@@ -186,6 +200,12 @@ class OutboxWorker:
         await asyncio.gather(*tasks, return_exceptions=True)
         for lane in self._lanes.values():
             lane.task = None
+
+    def release(self) -> None:
+        """Give up this replica's claims (a clean stop): another replica sends them at once."""
+        released = self.store.release_claims(self.owner)
+        if released:
+            log.info("outbox: %d claimed row(s) released to the other replicas", released)
 
     async def flush(self) -> int:
         """One pass over every destination that is not waiting out a failure; returns how
@@ -249,17 +269,17 @@ class OutboxWorker:
 
     async def _drain_rows(self, lane: _Lane, interruptible: bool) -> int:
         sent = 0
-        while True:
-            items = self.store.pending(lane.destination.name, limit=50)
-            if not items:
-                return sent
-            for item in items:
-                if interruptible and self._stopping:
-                    return sent
-                outcome = await self._deliver(lane, item)
-                if outcome is None:
-                    return sent  # blocked: the whole queue waits
-                sent += outcome
+        while not (interruptible and self._stopping):
+            item = self.store.claim(
+                lane.destination.name, owner=self.owner, now=self.clock(), lease=self.lease
+            )
+            if item is None:
+                return sent  # empty, or another replica is sending the head row
+            outcome = await self._deliver(lane, item)
+            if outcome is None:
+                return sent  # blocked: the whole queue waits
+            sent += outcome
+        return sent
 
     async def _deliver(self, lane: _Lane, item: OutboxItem) -> int | None:
         """Try one row: 1 when delivered, 0 when settled otherwise (expired, dead, skipped),
@@ -293,7 +313,7 @@ class OutboxWorker:
         )
         await self._pace(lane)
         try:
-            delivered = await destination.send(envelope)
+            delivered = await self._send(destination, envelope, item)
         except DeliveryError as exc:
             if not exc.recoverable:
                 self.store.mark_dead(item.id, error=str(exc))
@@ -305,9 +325,10 @@ class OutboxWorker:
                     exc,
                 )
                 return 0
-            self.store.mark_failed(item.id, error=str(exc))
-            self.metrics.deliveries.labels(destination.name, "failed").inc()
             wait = self._block(lane, exc.retry_after)
+            hold = self.clock() + timedelta(seconds=wait)
+            self.store.mark_failed(item.id, error=str(exc), hold_until=hold)
+            self.metrics.deliveries.labels(destination.name, "failed").inc()
             log.warning("%s: delivery failed (%s); queue waits %.1f s", destination.name, exc, wait)
             return None
         lane.failures = 0
@@ -320,6 +341,23 @@ class OutboxWorker:
             permalink=delivered.permalink,
         )
         return 1
+
+    async def _send(
+        self, destination: Destination, envelope: Envelope, item: OutboxItem
+    ) -> Delivered:
+        """``destination.send(envelope)``, renewing the row's claim every third of the lease
+        while the destination is slow. Raises what the send raises."""
+        send = asyncio.ensure_future(destination.send(envelope))
+        renew_every = self.lease.total_seconds() / 3
+        try:
+            while True:
+                done, _ = await asyncio.wait({send}, timeout=renew_every)
+                if done:
+                    return send.result()
+                self.store.extend_claim(item.id, owner=self.owner, until=self.clock() + self.lease)
+        except asyncio.CancelledError:
+            send.cancel()
+            raise
 
     async def _pace(self, lane: _Lane) -> None:
         delay = lane.next_send_at - time.monotonic()

@@ -169,10 +169,37 @@ class ConsoleSettings(_Section):
 
 
 class StateSettings(_Section):
-    """``[state]``: the SQLite file with snapshots, the alert log and the outbox."""
+    """``[state]``: the database with snapshots, the alert log and the outbox.
+
+    ``path`` is a SQLite file (one host; the default). ``url`` replaces it:
+    ``sqlite:///path`` or ``postgresql://user@host:5432/db`` (several replicas share it; the
+    password comes from ``PGPASSWORD`` or the ``pgpassword`` secret, never from the URL).
+    ``claim_seconds`` is how long a replica's claim on an outbox row lasts before another may
+    deliver it (a replica that died mid-send)."""
 
     path: Path = Path("flowbot.sqlite3")
+    url: str = ""
     keep_days: int = Field(30, ge=1)
+    claim_seconds: float = Field(30.0, ge=1, le=600)
+
+    @field_validator("url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value:
+            return value
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme.split("+", 1)[0] not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        netloc = value.split("://", 1)[1].split("/", 1)[0]
+        if ":" in netloc.rsplit("@", 1)[0] and "@" in netloc:
+            raise ValueError(
+                "holds a password: give it in the PGPASSWORD environment variable instead"
+            )
+        return value.replace("postgres://", "postgresql://", 1)
+
+    def target(self) -> Path | str:
+        """What :class:`bot.store.Store` opens: ``url`` when set, else ``path``."""
+        return self.url or self.path
 
 
 class TemplatesSettings(_Section):
@@ -251,7 +278,8 @@ class HttpSettings(_Section):
 class Secrets(BaseSettings):
     """Secrets, read only from the environment or ``secrets_dir`` files, never from TOML.
 
-    ``FLASHALPHA_API_KEY``, ``SLACK_BOT_TOKEN``, ``SLACK_WEBHOOK_URL``, ``SMTP_PASSWORD``.
+    ``FLASHALPHA_API_KEY``, ``SLACK_BOT_TOKEN``, ``SLACK_WEBHOOK_URL``, ``SMTP_PASSWORD``,
+    ``PGPASSWORD`` (the PostgreSQL state database's, ``[state] url``).
     Held as :class:`SecretStr` so a repr or a log line shows ``**********``.
     """
 
@@ -262,6 +290,7 @@ class Secrets(BaseSettings):
     slack_bot_token: SecretStr | None = None
     slack_webhook_url: SecretStr | None = None
     smtp_password: SecretStr | None = None
+    pgpassword: SecretStr | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -284,6 +313,7 @@ class Secrets(BaseSettings):
             self.slack_bot_token,
             self.slack_webhook_url,
             self.smtp_password,
+            self.pgpassword,
         ):
             if secret is not None and secret.get_secret_value():
                 out.append(secret.get_secret_value())

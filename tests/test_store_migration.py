@@ -1,12 +1,18 @@
-"""A state file written before routing (schema 1) opens in place: history, the alert log and
-the thread of a delivered alert survive, and an undelivered row is still queued."""
+"""State files written by older releases open in place: a schema-1 file (before routing) and a
+schema-3 file (before Alembic) keep their alert log, threads and queued rows, and end at the
+newest Alembic revision."""
 
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.store import SCHEMA_VERSION, Store
+from sqlalchemy import create_engine, inspect, text
+
+from bot.store import Store
+from bot.store.legacy import SCHEMA as V3_SCHEMA
+from bot.store.migrate import HEAD, MIGRATIONS
 
 # The schema-1 DDL exactly as the last release before routing (30e8c97) shipped it.
 V1_SCHEMA = """
@@ -82,6 +88,43 @@ def test_schema_1_file_migrates_in_place(tmp_path: Path) -> None:
     (pending,) = store.pending("slack")
     assert pending.payload["message"]["text"] == "NVDA candidate"
     store.close()
-    version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
-    assert version == SCHEMA_VERSION
+    assert _revision(path) == HEAD
     Store(path).close()  # opening again is a no-op
+    assert _revision(path) == HEAD
+
+
+def _revision(path: Path) -> str:
+    with create_engine(f"sqlite:///{path}").connect() as conn:
+        return str(conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one())
+
+
+def test_schema_3_file_gets_claims_and_keeps_its_queue(tmp_path: Path) -> None:
+    """The last file format before Alembic: a queued alert is still delivered (claimable)."""
+    path = tmp_path / "v3.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(V3_SCHEMA)
+    db.executescript(
+        """
+        INSERT INTO outbox (id, dedupe_key, destination, category, payload, session, created_at)
+        VALUES (7, 'alert:7:slack', 'slack', 'alert',
+                '{"type": "message", "message": {"text": "SPY flip"}}', '2026-06-05',
+                '2026-06-05T14:32:05+00:00');
+        PRAGMA user_version = 3;
+        """
+    )
+    db.commit()
+    db.close()
+    store = Store(path)
+    now = datetime(2026, 6, 5, 14, 33, tzinfo=UTC)
+    item = store.claim("slack", owner="a", now=now, lease=timedelta(seconds=30))
+    assert item is not None and item.id == 7 and item.payload["message"]["text"] == "SPY flip"
+    store.close()
+    assert _revision(path) == HEAD
+    columns = {c["name"] for c in inspect(create_engine(f"sqlite:///{path}")).get_columns("outbox")}
+    assert {"claimed_by", "claimed_until"} <= columns
+
+
+def test_head_is_the_newest_revision_file() -> None:
+    """A new revision file must move HEAD (the start-up fast path compares against it)."""
+    revisions = sorted(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("*.py"))
+    assert revisions[-1] == HEAD

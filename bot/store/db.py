@@ -1,0 +1,93 @@
+"""The state database's connection: a SQLAlchemy ``Engine`` for SQLite or PostgreSQL.
+
+- ``sqlite:///path`` (or a bare path, or ``":memory:"``): WAL journal, foreign keys on, and
+  every transaction ``BEGIN IMMEDIATE`` so two writers queue instead of failing mid-way.
+- ``postgresql://…`` (driver psycopg 3): the password comes from ``PGPASSWORD`` (or the
+  password the caller read from a secret), never from the URL in the config; TCP keepalives
+  and a user timeout so a vanished server or peer is noticed in seconds, not hours.
+
+:func:`redacted` is the only form of a URL that may be logged or shown.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy.pool import StaticPool
+
+__all__ = ["connect", "redacted", "to_url"]
+
+KEEPALIVE = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+    "connect_timeout": 5,
+}
+"""libpq settings: a dead server (or a network gone) is noticed within about 11 s."""
+
+
+def to_url(target: Path | str | URL) -> URL:
+    """``target`` as a SQLAlchemy URL: a URL string or object as given (``postgresql://``
+    gets the psycopg driver), anything else a SQLite file path. Raises ``ValueError`` for a
+    URL of another database."""
+    if isinstance(target, URL):
+        url = target
+    elif isinstance(target, str) and "://" in target:
+        url = make_url(target)
+    elif str(target) == ":memory:":
+        return make_url("sqlite://")
+    else:
+        return URL.create("sqlite", database=str(target))
+    if url.get_backend_name() == "postgresql":
+        return url.set(drivername="postgresql+psycopg")
+    if url.get_backend_name() != "sqlite":
+        raise ValueError(f"unsupported database {url.get_backend_name()!r}: sqlite or postgresql")
+    return url
+
+
+def redacted(url: URL) -> str:
+    """``url`` with any password hidden: the only form fit for logs and messages."""
+    return url.render_as_string(hide_password=True)
+
+
+def connect(url: URL, *, password: str | None = None) -> Engine:
+    """An engine for ``url`` (see :func:`to_url`); ``password`` (PostgreSQL) overrides the
+    environment's ``PGPASSWORD``. Creates a SQLite file's directory. Connecting is lazy:
+    errors come with the first query (``sqlalchemy.exc.OperationalError``)."""
+    if url.get_backend_name() == "postgresql":
+        args: dict[str, Any] = dict(KEEPALIVE)
+        if password:
+            args["password"] = password
+        return create_engine(
+            url, connect_args=args, pool_pre_ping=True, pool_size=4, max_overflow=4
+        )
+    path = url.database or ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+    else:  # one in-memory database shared by every use of this engine
+        engine = create_engine(
+            "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+        )
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # transactions are ours (see _sqlite_begin)
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=NORMAL",
+        "busy_timeout=5000",
+        "foreign_keys=ON",
+    ):
+        dbapi_connection.execute(f"PRAGMA {pragma}")
+
+
+def _sqlite_begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
