@@ -192,6 +192,8 @@ class Bot:
     metrics: Metrics
     replica: str
     """This process's name in a cluster (``host:pid:xxxx``): its outbox claims carry it."""
+    leading: bool = True
+    """Whether this replica polls (:mod:`bot.cluster` keeps it; always true with SQLite)."""
 
     async def aclose(self) -> None:
         """Close the HTTP pool, the destinations and the database."""

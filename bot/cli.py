@@ -17,10 +17,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from bot.calendar import Session
-from bot.lock import StateLock, StateLocked
+from bot.lock import StateLock
 
 if TYPE_CHECKING:
     from bot.app import Bot
+    from bot.leader import Leadership
     from bot.store import Store
 from bot.settings import ConfigError, Secrets, Settings, load_secrets, load_settings
 from bot.sim.command import sim_command
@@ -97,6 +98,15 @@ def _build(settings: Settings, secrets: Secrets, *, dry_run: bool = False) -> Bo
     except ConfigError as exc:
         err.print(f"[bold red]config error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+def _leadership(bot: Bot) -> Leadership:
+    """Who polls on ``bot``'s state: the SQLite file's lock, or PostgreSQL's advisory lock."""
+    from bot.leader import FileLeadership, PostgresLeadership
+
+    if bot.store.shared:
+        return PostgresLeadership(bot.store.engine)
+    return FileLeadership(StateLock(bot.store.url.database or ":memory:"))
 
 
 async def _standby(lock: StateLock) -> bool:
@@ -183,15 +193,18 @@ def run(
         )
 
     async def main() -> None:
+        from bot.leader import FileLeadership
+
         bot = _build(settings, secrets)  # a config mistake stops here, standby or not
-        lock = StateLock(settings.state.path)
-        if not await _standby(lock):
+        leadership = _leadership(bot)
+        # SQLite: the standby waits for the file's lock before anything starts.
+        if isinstance(leadership, FileLeadership) and not await _standby(leadership.lock):
             await bot.aclose()
             return  # stopped while waiting
-        try:
-            await run_forever(bot, budget, TradingCalendar())
+        try:  # PostgreSQL: this replica delivers at once and polls while it holds the lock
+            await run_forever(bot, budget, TradingCalendar(), leadership)
         finally:
-            lock.release()
+            leadership.release()
 
     try:
         asyncio.run(main())
@@ -214,24 +227,23 @@ def once(
 
     async def main() -> int:
         bot = _build(settings, secrets, dry_run=dry_run)
-        lock = StateLock(":memory:" if dry_run else settings.state.path)
-        try:
-            lock.acquire()
-        except StateLocked as exc:
+        leadership = _leadership(bot)
+        if not leadership.try_acquire():
             await bot.aclose()
             err.print(
-                f"[red]not run:[/] {escape(str(exc))} (a `flowbot run` polls it already)",
+                f"[red]not run:[/] {escape(leadership.refusal)} (a `flowbot run` polls it already)",
                 soft_wrap=True,
             )
             return 1
+        bot.store.fence = leadership.fence
         try:
             now = utcnow()
             first = await bot.engine.poll_symbols(now)
             second = await bot.engine.poll_leaderboards(now)
             await bot.worker.flush()
         finally:
+            leadership.release()
             await bot.aclose()
-            lock.release()
         alerts = len(first.alerts) + len(second.alerts)
         err.print(
             f"{first.fetched + second.fetched} response(s), "

@@ -65,6 +65,9 @@ class Leadership(Protocol):
     """True when followers run beside the leader (PostgreSQL); False when a second process
     waits as a whole-process standby (SQLite)."""
 
+    refusal: str
+    """Why the last :meth:`try_acquire` failed, for people (``""`` before any refusal)."""
+
     def try_acquire(self) -> bool:
         """Take the leadership if free; True when this replica leads (now or already)."""
         ...
@@ -91,11 +94,13 @@ class FileLeadership:
     def __init__(self, lock: StateLock) -> None:
         self.lock = lock
         self._held = False
+        self.refusal = ""
 
     def try_acquire(self) -> bool:
         try:
             self.lock.acquire()
-        except StateLocked:
+        except StateLocked as exc:
+            self.refusal = str(exc)
             return False
         self._held = True
         return True
@@ -125,6 +130,7 @@ class PostgresLeadership:
         self._conn: Connection | None = None
         self._backend_pid: int | None = None
         self._said_unreachable = False
+        self.refusal = ""
 
     @property
     def leading(self) -> bool:
@@ -139,10 +145,12 @@ class PostgresLeadership:
             if not conn.execute(
                 text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_KEY}
             ).scalar():
+                self.refusal = "another replica holds the polling leadership"
                 return False
             self._backend_pid = int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
         except SQLAlchemyError as exc:
             self._lost(exc)
+            self.refusal = "the state database is unreachable"
             return False
         self._said_unreachable = False
         return True

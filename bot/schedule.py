@@ -9,9 +9,10 @@ XNYS session is open (holidays, weekends and early closes come from the exchange
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from aiohttp import web
@@ -24,11 +25,13 @@ from bot.budget import Budget
 from bot.calendar import TradingCalendar
 from bot.engine import utcnow
 from bot.http import start_http, stop_http
+from bot.leader import CHECK_SECONDS, Leadership
 from bot.pacer import Pacer, pacers_for
 from bot.reports import due_reports
 from bot.rules.flow_inflection import FlowInflectionConfig
 from bot.settings import ConfigError
 from bot.status import FRESH_WITHIN
+from bot.store import NotLeader
 
 __all__ = ["build_scheduler", "run_forever"]
 
@@ -77,6 +80,7 @@ def build_scheduler(
         if when is not None and job is not None:
             job.modify(next_run_time=when)
 
+    @_leader_only
     async def poll() -> None:
         now = clock()
         if in_session(now):
@@ -85,6 +89,7 @@ def build_scheduler(
             _log_report("poll", report)
             pace("poll", pacers["symbols"], now)
 
+    @_leader_only
     async def leaderboards() -> None:
         now = clock()
         if in_session(now):
@@ -92,11 +97,13 @@ def build_scheduler(
             _log_report("leaderboards", report)
             pace("leaderboards", pacers["leaderboards"], now)
 
+    @_leader_only
     async def cumulative() -> None:
         now = clock()
         if in_session(now):
             _log_report("cumulative", await bot.engine.poll_cumulative(now))
 
+    @_leader_only
     async def retention() -> None:
         deleted = bot.store.prune(clock(), settings.state.keep_days)
         if deleted:
@@ -104,6 +111,7 @@ def build_scheduler(
                 "retention: %d row(s) older than %d days deleted", deleted, settings.state.keep_days
             )
 
+    @_leader_only
     async def session_close() -> None:
         async with bot.engine.in_flight():  # a stop waits for a recap being sent
             await due_reports(bot, calendar, clock())
@@ -169,6 +177,20 @@ async def _start_http(
         ) from None
 
 
+def _leader_only(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """A leader's job whose commit was fenced (another replica took over mid-cycle) ends
+    quietly: what it detected is the new leader's to alert."""
+
+    @functools.wraps(job)
+    async def run() -> None:
+        try:
+            await job()
+        except NotLeader as exc:
+            log.warning("%s: not committed: %s", job.__name__, exc)
+
+    return run
+
+
 def _log_report(job: str, report: object) -> None:
     alerts = getattr(report, "alerts", [])
     failed = getattr(report, "failed", 0)
@@ -176,27 +198,45 @@ def _log_report(job: str, report: object) -> None:
         log.info("%s: %d alert(s), %d source failure(s)", job, len(alerts), failed)
 
 
-async def run_forever(bot: Bot, budget: Budget, calendar: TradingCalendar) -> None:
+async def run_forever(
+    bot: Bot, budget: Budget, calendar: TradingCalendar, leadership: Leadership
+) -> None:
     """Run the scheduler until SIGINT / SIGTERM, then let in-flight work finish, deliver what
-    is due, and close everything."""
+    is due, and close everything.
+
+    ``leadership`` decides who polls (:mod:`bot.cluster`): with SQLite it is already held
+    (the standby waited for it); on PostgreSQL this replica delivers at once and polls only
+    while it holds the lock."""
+    from bot.cluster import Cluster
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     scheduler = build_scheduler(bot, budget, calendar)
+    cluster = Cluster(bot, leadership, scheduler, clock=utcnow)
+    scheduler.add_job(
+        cluster.tick,
+        IntervalTrigger(seconds=CHECK_SECONDS, timezone=bot.settings.timezone),
+        id="leadership",
+    )
     http = await _start_http(bot, budget, calendar, scheduler)
     bot.worker.start()
     scheduler.start()
+    cluster.start()
     log.info(
-        "running: %d symbol(s), poll %s, leaderboards %s",
+        "running: %d symbol(s), poll %s, leaderboards %s, state %s, %s",
         len(bot.settings.watchlist.symbols),
         "auto" if budget.poll_auto else f"every {budget.poll_seconds:g} s",
         "auto" if budget.leaderboard_auto else f"every {budget.leaderboard_seconds:g} s",
+        bot.store.describe(),
+        "leader" if cluster.leading else f"follower {bot.replica}",
     )
     try:
         await stop.wait()
     finally:
         log.info("stopping: finishing in-flight work")
+        scheduler.pause_job("leadership")
         # AsyncIOExecutor.shutdown() cancels running job tasks (whatever ``wait`` says), so:
         # stop new runs, let just-submitted jobs start, wait for running ones, then shut down.
         scheduler.pause()
@@ -213,6 +253,8 @@ async def run_forever(bot: Bot, budget: Budget, calendar: TradingCalendar) -> No
             log.warning(
                 "stopping: delivery still busy after %d s; rows stay queued", SHUTDOWN_FLUSH_SECONDS
             )
+        bot.worker.release()
+        cluster.stop()
         if http is not None:
             await stop_http(http)  # before the store closes: its pages read it
         await bot.aclose()

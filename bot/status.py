@@ -40,6 +40,8 @@ __all__ = [
 FRESH_WITHIN = timedelta(minutes=5)
 """Ready only if some source answered within this (while in session)."""
 STUCK_AFTER = timedelta(minutes=10)
+LEADER_SILENT_AFTER = timedelta(seconds=30)
+"""A leader whose heartbeat (every 5 s) is older than this is taken for gone."""
 """A destination whose oldest pending outbox row is older than this is stuck."""
 DEAD_SCAN_LIMIT = 1000
 ERROR_CHARS = 200
@@ -82,14 +84,17 @@ def readiness(
     Not ready when: the scheduler is not ``running``; FlashAlpha rejected the key (HTTP 401,
     :attr:`bot.health.SourceHealth.auth_failed`); while ``in_session``, no source answered
     within ``fresh_within`` (or the quota is paused); a destination's oldest pending outbox
-    row is older than ``stuck_after``. Each reason is one short sentence for people."""
+    row is older than ``stuck_after``. A follower replica (it does not poll) is ready while
+    a leader's heartbeat is fresh. Each reason is one short sentence for people."""
     reasons: list[str] = []
     health = bot.engine.health
     if not running:
         reasons.append("scheduler not running")
     if health.auth_failed:
         reasons.append("FlashAlpha rejected the API key (HTTP 401)")
-    if in_session and not health.auth_failed:
+    if not bot.leading:
+        reasons.extend(_no_leader(bot, now))
+    elif in_session and not health.auth_failed:
         if health.paused_until is not None and now < health.paused_until:
             reasons.append(f"API quota spent: paused until {nytime(health.paused_until)}")
         answers = last_answers(bot.metrics)
@@ -108,6 +113,48 @@ def readiness(
                 f"the oldest for {duration(now - oldest)}"
             )
     return reasons
+
+
+def _no_leader(bot: Bot, now: datetime) -> list[str]:
+    """A follower is ready while some replica leads (its heartbeat is fresh)."""
+    leaders = [r for r in bot.store.replicas() if r.role == "leader"]
+    if any(now - r.seen_at <= LEADER_SILENT_AFTER for r in leaders):
+        return []
+    if not leaders:
+        return ["no replica leads: nothing polls the API"]
+    last = max(r.seen_at for r in leaders)
+    return [f"no replica leads: the last leader was seen {duration(now - last)} ago"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaView:
+    """One replica on the status page: ``role`` (``leader`` / ``follower``), how long it
+    has led, ``seen_age`` since its last heartbeat, its outbox ``claims`` in flight,
+    ``this`` for the replica serving the page, ``silent`` past :data:`LEADER_SILENT_AFTER`."""
+
+    id: str
+    role: str
+    led_for: timedelta | None
+    seen_age: timedelta
+    claims: int
+    this: bool
+    silent: bool
+
+
+def _replicas(bot: Bot, now: datetime) -> list[ReplicaView]:
+    claims = bot.store.claims(now)
+    return [
+        ReplicaView(
+            id=r.id,
+            role=r.role,
+            led_for=now - r.leader_since if r.leader_since else None,
+            seen_age=max(now - r.seen_at, timedelta(0)),
+            claims=claims.get(r.id, 0),
+            this=r.id == bot.replica,
+            silent=now - r.seen_at > LEADER_SILENT_AFTER,
+        )
+        for r in bot.store.replicas()
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +192,8 @@ class Status:
 
     ``alerts``: the session's alert log, newest first; ``reasons``: :func:`readiness`;
     ``silences``: stored and standing silences in force; ``unknown_symbols``: symbols the
-    API answered 404 for; ``paused_until``: quota pause end (UTC) if paused."""
+    API answered 404 for; ``paused_until``: quota pause end (UTC) if paused; ``replicas``:
+    the cluster (one row with SQLite); ``state``: the database, password hidden."""
 
     now: datetime
     session: str
@@ -158,6 +206,8 @@ class Status:
     silences: list[Silence]
     outbox: list[OutboxRow]
     outcomes: dict[str, int] = field(default_factory=dict)
+    replicas: list[ReplicaView] = field(default_factory=list)
+    state: str = ""
 
     @property
     def ready(self) -> bool:
@@ -247,4 +297,6 @@ def status(
         silences=active(stored, bot.settings.silences, now),
         outbox=_outbox(bot, now, stuck_after),
         outcomes=outcomes,
+        replicas=_replicas(bot, now),
+        state=bot.store.describe(),
     )
