@@ -158,5 +158,6 @@ def test_replicas_on_postgresql_post_each_alert_once_across_two_kill_9(tmp_path,
     ]
     assert slack.posts[2].thread_ts == slack.posts[0].ts
     print(
-        f"failover (kill -9 → first poll by the new leader): {failover:.2f} s, {failover_again:.2f} s"
+        f"failover (kill -9 → first poll by the new leader): "
+        f"{failover:.2f} s, {failover_again:.2f} s"
     )

@@ -51,6 +51,12 @@ BAD = [
     ("unknown plan", "[flashalpha]\nplan = 'platinum'", "[flashalpha.plan]"),
     ("secret in the file", "[slack]\ntoken = 'xoxb-123'", "[slack.token]: unknown key"),
     ("broken TOML", "[watchlist\n", "not valid TOML"),
+    (
+        "password in the state URL",
+        "[state]\nurl = 'postgresql://bot:hunter2@db/flowbot'",
+        "[state.url]: holds a password: give it in the PGPASSWORD environment variable",
+    ),
+    ("state URL of another database", "[state]\nurl = 'mysql://db/x'", "[state.url]: must start"),
 ]
 
 
@@ -61,6 +67,7 @@ def test_bad_config_names_the_file_and_the_key(tmp_path, body, words):
     with pytest.raises(ConfigError) as err:
         load_settings(path)
     assert str(path) in str(err.value) and words in str(err.value)
+    assert "hunter2" not in str(err.value)
 
 
 def test_environment_overrides_the_file(tmp_path, monkeypatch):
