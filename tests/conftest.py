@@ -3,15 +3,23 @@
 ``postgres`` is one real PostgreSQL server for the session (see ``tests/support/postgres.py``),
 started the first time a test asks for it, so tests that do not need it do not pay for it.
 ``pg_url`` is a fresh, empty database on it for each test.
+
+``store_target`` is what :class:`bot.store.Store` opens, once per backend: a new SQLite file
+(id ``sqlite``) or a new PostgreSQL database (id ``postgresql``); ``store`` is a ``Store``
+open on it. A test that takes either runs on both; ``-k sqlite`` never starts PostgreSQL.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from bot.store import Store
 from tests.support.postgres import PostgresServer
+
+BACKENDS = ("sqlite", "postgresql")
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +33,24 @@ def postgres() -> Iterator[PostgresServer]:
 def pg_url(postgres: PostgresServer) -> str:
     """SQLAlchemy URL of a new empty database, ``postgresql+psycopg://flowbot@127.0.0.1:PORT/…``."""
     return postgres.create_database()
+
+
+@pytest.fixture(params=BACKENDS, ids=BACKENDS)
+def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """A new, empty state database: a SQLite file path, or a PostgreSQL URL (the server is
+    started only when a ``postgresql`` case runs). Open it as many times as a test needs."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    if request.param == "sqlite":
+        return tmp_path / "state.sqlite3"
+    raise ValueError(f"unknown backend {request.param!r}: one of {', '.join(BACKENDS)}")
+
+
+@pytest.fixture
+def store(store_target: Path | str) -> Iterator[Store]:
+    """A :class:`Store` open (and migrated) on ``store_target``; closed after the test."""
+    opened = Store(store_target)
+    try:
+        yield opened
+    finally:
+        opened.close()

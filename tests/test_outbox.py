@@ -1,12 +1,14 @@
 """The outbox worker with the real Slack destination against the local Slack Web API server:
 order after an outage, Retry-After for every kind of send, dead letters, expiry, the delayed
-marker, independence of destinations, threads, and the alert log written only on delivery."""
+marker, independence of destinations, threads, and the alert log written only on delivery.
+Each test with a store runs on SQLite and on PostgreSQL (the ``store`` fixture)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -98,9 +100,8 @@ async def wait_for(predicate, what: str, timeout: float = 10.0) -> None:  # type
         await asyncio.sleep(0.02)
 
 
-async def test_queue_keeps_its_order_through_an_outage(slack: SlackApiServer) -> None:
+async def test_queue_keeps_its_order_through_an_outage(slack: SlackApiServer, store: Store) -> None:
     """Five alerts queued while Slack answers 500 four times arrive once each, in order."""
-    store = Store(":memory:")
     symbols = ["SPY", "QQQ", "IWM", "NVDA", "AMD"]
     slack.fail_next("chat.postMessage", status=500, count=4)
     queue(store, [alert(s) for s in symbols])
@@ -117,10 +118,9 @@ async def test_queue_keeps_its_order_through_an_outage(slack: SlackApiServer) ->
     assert all(a.outcome == "sent" for a in store.alerts(SESSION))
 
 
-async def test_retry_after_holds_every_kind_of_send(slack: SlackApiServer) -> None:
+async def test_retry_after_holds_every_kind_of_send(slack: SlackApiServer, store: Store) -> None:
     """After a 429 with Retry-After: 1, nothing (alert, recap, chart upload) reaches Slack
     before a second has passed, and then everything goes in queue order."""
-    store = Store(":memory:")
     slack.fail_next("chat.postMessage", status=429, retry_after=1)
     queue(store, [alert("SPY")])
     recap = Message("recap", "Recap")
@@ -144,11 +144,10 @@ async def test_retry_after_holds_every_kind_of_send(slack: SlackApiServer) -> No
 
 
 async def test_permanent_failure_goes_to_dead_letters_and_retry_requeues(
-    slack: SlackApiServer,
+    slack: SlackApiServer, store: Store
 ) -> None:
     """invalid_blocks is not retried: the row is dead at once, the next row still goes, and
     `outbox retry` puts the dead row back."""
-    store = Store(":memory:")
     slack.fail_next("chat.postMessage", status=200, error="invalid_blocks")
     queue(store, [alert("SPY"), alert("QQQ")])
     w = worker(store, destination(slack))
@@ -165,9 +164,8 @@ async def test_permanent_failure_goes_to_dead_letters_and_retry_requeues(
     assert [p.text for p in slack.posts] == ["QQQ regime_flip", "SPY regime_flip"]
 
 
-async def test_expired_alert_is_not_sent_and_counted(slack: SlackApiServer) -> None:
+async def test_expired_alert_is_not_sent_and_counted(slack: SlackApiServer, store: Store) -> None:
     """An alert still queued after its expiry (the session's close) is recorded as expired."""
-    store = Store(":memory:")
     queue(store, [alert("SPY")], expires_at=T0 + timedelta(hours=5))
     w = worker(store, destination(slack), clock_at=T0 + timedelta(hours=6))
     assert await w.flush() == 0
@@ -175,9 +173,8 @@ async def test_expired_alert_is_not_sent_and_counted(slack: SlackApiServer) -> N
     assert [a.outcome for a in store.alerts(SESSION)] == ["expired"]
 
 
-async def test_late_alert_carries_the_delayed_marker(slack: SlackApiServer) -> None:
+async def test_late_alert_carries_the_delayed_marker(slack: SlackApiServer, store: Store) -> None:
     """An alert delivered 20 min after detection says when it was detected (New York time)."""
-    store = Store(":memory:")
     queue(store, [alert("SPY")])
     w = worker(store, destination(slack), clock_at=T0 + timedelta(minutes=20))
     await w.flush()
@@ -186,9 +183,8 @@ async def test_late_alert_carries_the_delayed_marker(slack: SlackApiServer) -> N
     assert post.blocks and post.blocks[-1]["elements"][0]["text"] == "⏱ delayed: detected 10:32 ET"
 
 
-async def test_a_down_destination_delays_no_other() -> None:
+async def test_a_down_destination_delays_no_other(store: Store) -> None:
     """One destination answering 500 for a while does not hold back another one's alerts."""
-    store = Store(":memory:")
     with SlackApiServer() as down, SlackApiServer() as up:
         down.fail_next("chat.postMessage", status=500, count=1000)
         queue(store, [alert("SPY")], destination="down")
@@ -204,9 +200,8 @@ async def test_a_down_destination_delays_no_other() -> None:
         assert [i.destination for i in store.pending()] == ["down"]
 
 
-async def test_follow_up_replies_in_its_parents_thread(slack: SlackApiServer) -> None:
+async def test_follow_up_replies_in_its_parents_thread(slack: SlackApiServer, store: Store) -> None:
     """The flip-ended reply goes into the thread of the flip alert at the same destination."""
-    store = Store(":memory:")
     queue(store, [alert("SPY")])
     queue(store, [alert("SPY", follow_up=True)], now=T0 + timedelta(minutes=18))
     await worker(store, destination(slack)).flush()
@@ -214,9 +209,10 @@ async def test_follow_up_replies_in_its_parents_thread(slack: SlackApiServer) ->
     assert parent.thread_ts is None and reply.thread_ts == parent.ts
 
 
-async def test_alert_log_counts_an_alert_only_once_delivered(slack: SlackApiServer) -> None:
+async def test_alert_log_counts_an_alert_only_once_delivered(
+    slack: SlackApiServer, store: Store
+) -> None:
     """Queued: it blocks a second copy (has_alert) but has no sent_at; delivered: sent_at."""
-    store = Store(":memory:")
     queue(store, [alert("SPY")])
     (record,) = store.alerts(SESSION)
     assert (record.sent_at, record.outcome) == (None, "pending")
@@ -243,15 +239,17 @@ def named_channel(slack: SlackApiServer) -> SlackBotDestination:
     )
 
 
-async def test_chart_after_restart_goes_into_the_recap_thread() -> None:
+async def test_chart_after_restart_goes_into_the_recap_thread(store_target: Path | str) -> None:
     """The recap went out, then the bot restarted: the chart still lands in the recap's
     thread and the alert queued after it is delivered."""
+    recap = Message("recap", "Recap")
+    chart = FileUpload("flow.png", "Flow", b"\x89PNG")
     with SlackApiServer() as slack:
-        store = Store(":memory:")
-        recap = Message("recap", "Recap")
-        chart = FileUpload("flow.png", "Flow", b"\x89PNG")
-        store.enqueue(NewMessage("recap:x", "slack", "recap", message_payload(recap), SESSION), T0)
-        store.enqueue(
+        # The first process queues the recap, its chart and an alert, posts the recap and
+        # stops before the upload.
+        first = Store(store_target)
+        first.enqueue(NewMessage("recap:x", "slack", "recap", message_payload(recap), SESSION), T0)
+        first.enqueue(
             NewMessage(
                 "chart:x",
                 "slack",
@@ -262,18 +260,20 @@ async def test_chart_after_restart_goes_into_the_recap_thread() -> None:
             ),
             T0,
         )
-        store.enqueue(
+        first.enqueue(
             NewMessage("late", "slack", "alert", message_payload(Message("a", "late")), SESSION), T0
         )
-        # The first process posts the recap and stops before the upload.
-        (row,) = store.pending("slack", limit=1)
+        (row,) = first.pending("slack", limit=1)
         got = await named_channel(slack).post(recap)
-        store.mark_sent(row.id, now=T0, channel=got.channel, ts=got.ts, permalink=None)
-        # The restarted process has a fresh destination.
-        assert (
-            await OutboxWorker(store, {"slack": named_channel(slack)}, clock=lambda: T0).flush()
-            == 2
-        )
+        first.mark_sent(row.id, now=T0, channel=got.channel, ts=got.ts, permalink=None)
+        first.close()
+        # The restarted process opens the same database with a fresh destination.
+        store = Store(store_target)
+        try:
+            worker = OutboxWorker(store, {"slack": named_channel(slack)}, clock=lambda: T0)
+            assert await worker.flush() == 2
+        finally:
+            store.close()
         (upload,) = slack.uploads
         assert (upload.channel_id, upload.thread_ts) == (got.channel, got.ts)
         assert [p.text for p in slack.posts] == ["Recap", "late"]

@@ -1,7 +1,9 @@
-"""``flowbot outbox list | retry | purge`` on a real state file."""
+"""``flowbot outbox list | retry | purge`` on a real state database: a SQLite file, and a
+PostgreSQL database named by ``[state] url``."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,12 +19,15 @@ RUNNER = CliRunner()
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> tuple[Path, Store]:
-    """A config pointing at a state file holding one sent, one dead and one pending row."""
-    path = tmp_path / "state.sqlite3"
+def state(tmp_path: Path, store_target: Path | str) -> Iterator[tuple[Path, Store]]:
+    """A config pointing at a state database (a SQLite file, or PostgreSQL by ``[state] url``)
+    holding one sent, one dead and one pending row; the test's own handle on it beside."""
     cfg = tmp_path / "flowbot.toml"
-    cfg.write_text(f'[state]\npath = "{path}"\n', encoding="utf-8")
-    store = Store(path)
+    setting = (
+        f'path = "{store_target}"' if isinstance(store_target, Path) else f'url = "{store_target}"'
+    )
+    cfg.write_text(f"[state]\n{setting}\n", encoding="utf-8")
+    store = Store(store_target)
     old = datetime.now(UTC) - timedelta(days=10)
     for key in ("sent", "dead", "pending"):
         payload = message_payload(Message("recap", f"{key} message"))
@@ -30,7 +35,10 @@ def state(tmp_path: Path) -> tuple[Path, Store]:
     items = {i.dedupe_key: i.id for i in store.outbox()}
     store.mark_sent(items["sent"], now=old, channel=None, ts=None, permalink=None)
     store.mark_dead(items["dead"], error="slack chat.postMessage failed: invalid_auth (HTTP 200)")
-    return cfg, store
+    try:
+        yield cfg, store
+    finally:
+        store.close()
 
 
 def test_list_shows_dead_rows_with_their_error(state: tuple[Path, Store]) -> None:

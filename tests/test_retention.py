@@ -1,5 +1,5 @@
 """Retention and compact history: old sessions go, pending rows stay, and compressed history
-reads back exactly what was stored."""
+reads back exactly what was stored. Each test runs on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -34,10 +34,9 @@ def put(store: Store, session: str, state: str) -> None:
         store.mark_sent(item.id, now=at, channel=None, ts=None, permalink=None)
 
 
-def test_prune_drops_old_sessions_and_keeps_pending_and_recent() -> None:
+def test_prune_drops_old_sessions_and_keeps_pending_and_recent(store: Store) -> None:
     """With keep_days 30 on 30 June: May's delivered session goes whole; May's undelivered
     alert stays (it can still be retried); June stays."""
-    store = Store(":memory:")
     put(store, "2026-05-01", "sent")
     put(store, "2026-05-02", "pending")
     put(store, "2026-06-29", "sent")
@@ -50,10 +49,9 @@ def test_prune_drops_old_sessions_and_keeps_pending_and_recent() -> None:
     assert store.prune(NOW, keep_days=30) == 0
 
 
-def test_compressed_history_reads_back_every_payload() -> None:
+def test_compressed_history_reads_back_every_payload(store: Store) -> None:
     """Past several keyframes, every stored response (and the last one as of any time)
     comes back exactly."""
-    store = Store(":memory:")
     session = "2026-06-05"
     t0 = datetime(2026, 6, 5, 13, 30, tzinfo=UTC)
     sent = []

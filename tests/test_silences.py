@@ -1,4 +1,5 @@
-"""Silences: durations, standing daily windows, the silence stage, and the alert log."""
+"""Silences: durations, standing daily windows, the silence stage, and the alert log (the
+stored ones on SQLite and on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -70,9 +71,8 @@ def test_silence_stage(silences: list[Silence], now: datetime, held: list[str]) 
     assert [e.symbol for e in kept] == [s for s in ("SPY", "QQQ") if s not in held]
 
 
-def test_silenced_alert_is_logged_but_never_blocks_a_later_alert() -> None:
+def test_silenced_alert_is_logged_but_never_blocks_a_later_alert(store: Store) -> None:
     """The alert log keeps the silenced flip (outcome `silenced`); no cooldown starts."""
-    store = Store(":memory:")
     event = flip("SPY")
     store.commit_cycle(
         session="2026-06-05",
@@ -86,9 +86,8 @@ def test_silenced_alert_is_logged_but_never_blocks_a_later_alert() -> None:
     assert not store.has_alert(event.alert_key, "2026-06-05")
 
 
-def test_stored_silence_round_trip_and_expire() -> None:
+def test_stored_silence_round_trip_and_expire(store: Store) -> None:
     """A silence added and listed keeps its matchers; expiring it ends it now."""
-    store = Store(":memory:")
     sid = store.add_silence(
         {"symbol": ["SPY"]},
         starts_at=NOW,
