@@ -354,7 +354,15 @@ class OutboxWorker:
                 done, _ = await asyncio.wait({send}, timeout=renew_every)
                 if done:
                     return send.result()
-                self.store.extend_claim(item.id, owner=self.owner, until=self.clock() + self.lease)
+                until = self.clock() + self.lease
+                if not self.store.extend_claim(item.id, owner=self.owner, until=until):
+                    log.warning(
+                        "%s: %s is claimed by another replica now (this send was slower than "
+                        "the %s s lease); it may be sent twice",
+                        destination.name,
+                        item.dedupe_key,
+                        f"{self.lease.total_seconds():g}",
+                    )
         except asyncio.CancelledError:
             send.cancel()
             raise

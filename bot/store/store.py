@@ -81,7 +81,9 @@ class NotLeader(RuntimeError):
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat()
+    """UTC ISO-8601 with microseconds always: fixed width, so times compare as text under
+    any collation (PostgreSQL databases need not use the C locale)."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _dt(text: str | None) -> datetime | None:
@@ -707,7 +709,13 @@ class Store:
             }
             if kind in ("file", "email"):
                 values["payload"] = json.dumps({"type": kind, "delivered": 1})
-            conn.execute(update(outbox).where(outbox.c.id == item_id).values(**values))
+            done = conn.execute(
+                update(outbox)
+                .where(outbox.c.id == item_id, outbox.c.state == PENDING)
+                .values(**values)
+            ).rowcount
+            if not done:
+                return  # settled already (another replica's lease took it over)
             conn.execute(
                 update(alert)
                 .where(
@@ -746,8 +754,14 @@ class Store:
         self._update(item_id, {"state": EXPIRED, "claimed_until": None})
 
     def _update(self, item_id: int, values: dict[str, Any]) -> None:
+        """Settle a row that is still pending: a replica whose claim lapsed cannot turn a
+        row another replica delivered into a dead letter."""
         with self._tx() as conn:
-            conn.execute(update(outbox).where(outbox.c.id == item_id).values(**values))
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.id == item_id, outbox.c.state == PENDING)
+                .values(**values)
+            )
 
     def retry(self, item_id: int | None = None) -> int:
         """Put dead or expired rows back in the queue (one by id, or all with ``None``):
