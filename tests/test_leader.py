@@ -3,6 +3,7 @@ connection ends, and a fence that stops a cut-off leader from committing a cycle
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -24,6 +25,23 @@ def stores(pg_url):
     b.close()
 
 
+def cut_off(leadership: PostgresLeadership, store: Store) -> None:
+    """End ``leadership``'s lock session from outside, as a vanished host's would be."""
+    with store.engine.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": leadership._backend_pid})
+
+
+def acquires(leadership: PostgresLeadership, within: float = 5.0) -> bool:
+    """Whether ``leadership`` gets the lock within ``within`` s (a terminated backend frees
+    it a moment after ``pg_terminate_backend`` returns)."""
+    deadline = time.monotonic() + within
+    while not leadership.try_acquire():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def _snapshot(direction: str) -> SnapshotRow:
     return SnapshotRow("summary", "SPY", SESSION, NOW, {"flow_direction": direction})
 
@@ -37,9 +55,8 @@ def test_one_replica_leads_and_another_takes_over_when_its_connection_ends(store
     assert not b.try_acquire()
     assert b.refusal == "another replica holds the polling leadership"
 
-    with b_store.engine.connect() as conn:
-        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": a._backend_pid})
-    assert b.try_acquire()
+    cut_off(a, b_store)
+    assert acquires(b)
     assert not a.check() and not a.try_acquire()
     b.release()
     assert a.try_acquire()
@@ -56,9 +73,8 @@ def test_a_fenced_leader_commits_nothing_once_another_leads(stores):
     message = NewMessage("alert:1:slack", "slack", "alert", {"type": "message"}, SESSION)
     a_store.commit_cycle(session=SESSION, now=NOW, snapshots=[_snapshot("neutral")])
 
-    with b_store.engine.connect() as conn:
-        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": a._backend_pid})
-    assert b.try_acquire()
+    cut_off(a, b_store)
+    assert acquires(b)
     with pytest.raises(NotLeader):
         a_store.commit_cycle(
             session=SESSION, now=NOW, snapshots=[_snapshot("regime_flip")], messages=[message]

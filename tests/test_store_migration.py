@@ -5,12 +5,13 @@ newest Alembic revision."""
 from __future__ import annotations
 
 import sqlite3
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import create_engine, inspect, text
 
-from bot.store import Store
+from bot.store import SnapshotRow, Store
 from bot.store.legacy import SCHEMA as V3_SCHEMA
 from bot.store.migrate import HEAD, MIGRATIONS
 
@@ -98,8 +99,9 @@ def _revision(path: Path) -> str:
         return str(conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one())
 
 
-def test_schema_3_file_gets_claims_and_keeps_its_queue(tmp_path: Path) -> None:
-    """The last file format before Alembic: a queued alert is still delivered (claimable)."""
+def test_schema_3_file_gets_claims_and_keeps_its_queue_and_history(tmp_path: Path) -> None:
+    """The last file format before Alembic: a queued alert is still delivered (claimable),
+    and its response history (plain and compressed rows) plays back, then grows."""
     path = tmp_path / "v3.sqlite3"
     db = sqlite3.connect(path)
     db.executescript(V3_SCHEMA)
@@ -112,12 +114,43 @@ def test_schema_3_file_gets_claims_and_keeps_its_queue(tmp_path: Path) -> None:
         PRAGMA user_version = 3;
         """
     )
+    # Two responses of SPY's summary: a plain-text row (schema 2) and, against it, a
+    # zlib-compressed one (schema 3).
+    first = b'{"flow_direction":"neutral"}'
+    packer = zlib.compressobj(9, zdict=first)
+    second = packer.compress(b'{"flow_direction":"regime_flip"}') + packer.flush()
+    db.execute(
+        "INSERT INTO snapshot_history (id, source, key, session, observed_at, payload, z, base)"
+        " VALUES (1, 'summary', 'SPY', '2026-06-05', '2026-06-05T14:30:00+00:00', ?, NULL,"
+        " NULL), (2, 'summary', 'SPY', '2026-06-05', '2026-06-05T14:32:00.500000+00:00', '',"
+        " ?, 1)",
+        (first.decode(), second),
+    )
+    db.execute(
+        "INSERT INTO snapshot (source, key, session, observed_at, payload, hist_id, chain)"
+        " VALUES ('summary', 'SPY', '2026-06-05', '2026-06-05T14:32:00.500000+00:00',"
+        ' \'{"flow_direction":"regime_flip"}\', 2, 1)'
+    )
     db.commit()
     db.close()
     store = Store(path)
     now = datetime(2026, 6, 5, 14, 33, tzinfo=UTC)
     item = store.claim("slack", owner="a", now=now, lease=timedelta(seconds=30))
     assert item is not None and item.id == 7 and item.payload["message"]["text"] == "SPY flip"
+    played = [(r.observed_at, r.payload["flow_direction"]) for r in store.history("2026-06-05")]
+    assert played == [
+        (datetime(2026, 6, 5, 14, 30, tzinfo=UTC), "neutral"),
+        (datetime(2026, 6, 5, 14, 32, 0, 500000, tzinfo=UTC), "regime_flip"),
+    ]
+    # The next response is stored against the migrated chain and reads back.
+    later = datetime(2026, 6, 5, 14, 40, tzinfo=UTC)
+    row = SnapshotRow("summary", "SPY", "2026-06-05", later, {"flow_direction": "neutral"})
+    store.commit_cycle(session="2026-06-05", now=later, snapshots=[row])
+    assert [r.payload["flow_direction"] for r in store.history("2026-06-05")] == [
+        "neutral",
+        "regime_flip",
+        "neutral",
+    ]
     store.close()
     assert _revision(path) == HEAD
     columns = {c["name"] for c in inspect(create_engine(f"sqlite:///{path}")).get_columns("outbox")}

@@ -50,8 +50,13 @@ def to_url(target: Path | str | URL) -> URL:
 
 
 def redacted(url: URL) -> str:
-    """``url`` with any password hidden: the only form fit for logs and messages."""
-    return url.render_as_string(hide_password=True)
+    """Where ``url`` points, for people: ``SQLite /path/state.sqlite3`` or ``PostgreSQL
+    user@host:5432/db``. Never the password; the only form fit for logs, messages and the
+    status page."""
+    if url.get_backend_name() == "sqlite":
+        return f"SQLite {url.database or 'in memory'}"
+    user = f"{url.username}@" if url.username else ""
+    return f"PostgreSQL {user}{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
 
 
 def connect(url: URL, *, password: str | None = None) -> Engine:
@@ -80,6 +85,9 @@ def connect(url: URL, *, password: str | None = None) -> Engine:
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None  # transactions are ours (see _sqlite_begin)
+    # A new file gives freed pages back at each commit (a delivered chart's bytes, a
+    # response superseded); it takes effect only before the first table is made.
+    dbapi_connection.execute("PRAGMA auto_vacuum=FULL")
     for pragma in (
         "journal_mode=WAL",
         "synchronous=NORMAL",

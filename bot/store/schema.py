@@ -18,19 +18,21 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 __all__ = [
     "ID",
     "alert",
+    "history",
     "job_run",
     "metadata",
     "outbox",
     "outbox_alert",
     "replica",
+    "series",
     "silence",
     "snapshot",
-    "snapshot_history",
 ]
 
 ID = BigInteger().with_variant(Integer(), "sqlite")
@@ -51,21 +53,30 @@ snapshot = Table(
 )
 """The latest response per (source, key): ``payload`` is its canonical JSON text."""
 
-snapshot_history = Table(
-    "snapshot_history",
+series = Table(
+    "series",
     metadata,
     Column("id", ID, primary_key=True),
     Column("source", Text, nullable=False),
     Column("key", Text, nullable=False),
     Column("session", Text, nullable=False),
-    Column("observed_at", Text, nullable=False),
-    Column("payload", Text, nullable=False),
-    Column("z", LargeBinary),
-    Column("base", ID),
-    Index("snapshot_history_session", "session"),
+    UniqueConstraint("session", "source", "key", name="series_session_source_key"),
 )
-"""Each distinct response once: ``z`` zlib-compressed against row ``base`` (or whole when
-``base`` is null); ``payload`` holds plain JSON only in rows written before compression."""
+"""One (source, key) during one session: what a history row belongs to."""
+
+history = Table(
+    "history",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("series", ID, nullable=False),
+    Column("observed", BigInteger, nullable=False),
+    Column("z", LargeBinary, nullable=False),
+    Column("base", ID),
+    Index("history_series", "series"),
+)
+"""Each distinct response of a series once, in the order observed: ``observed`` is Unix
+milliseconds (UTC); ``z`` the payload packed by :mod:`bot.store.codec` against row ``base``
+(whole when ``base`` is null)."""
 
 alert = Table(
     "alert",

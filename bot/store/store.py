@@ -11,7 +11,6 @@ restart or a failover neither repeats an alert nor loses one. Times are UTC ISO-
 from __future__ import annotations
 
 import json
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,17 +35,19 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.events import AlertRecord, Event
 from bot.silences import Silence
+from bot.store import codec
 from bot.store import db as _db
 from bot.store.migrate import upgrade
 from bot.store.schema import (
     alert,
+    history,
     job_run,
     outbox,
     outbox_alert,
     replica,
+    series,
     silence,
     snapshot,
-    snapshot_history,
 )
 
 __all__ = [
@@ -66,10 +67,10 @@ __all__ = [
 ]
 
 KEYFRAME_EVERY = 64
-"""A history payload is stored zlib-compressed against the previous payload of the same
-(source, key), with a whole ("keyframe") payload every this many rows: a response that differs
-from the last in a few numbers costs tens of bytes, and reading any row decodes at most this
-many."""
+"""A history payload is stored compressed (:mod:`bot.store.codec`) against the previous
+payload of the same (source, key), with a whole ("keyframe") payload every this many rows: a
+response that differs from the last in a few numbers costs tens of bytes, and reading any row
+decodes at most this many."""
 
 PENDING, SENT, DEAD, EXPIRED = "pending", "sent", "dead", "expired"
 OUTBOX_STATES = (PENDING, SENT, DEAD, EXPIRED)
@@ -86,6 +87,11 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def _ms(moment: datetime) -> int:
+    """Unix milliseconds (UTC) of an aware ``moment``: how history rows are timed."""
+    return int(moment.timestamp() * 1000)
+
+
 def _dt(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
@@ -97,6 +103,18 @@ def _live(alert_id: ColumnElement[Any]) -> ColumnElement[bool]:
         outbox.c.id == outbox_alert.c.outbox_id,
         outbox.c.state.in_((PENDING, SENT)),
     )
+
+
+_HISTORY = select(
+    history.c.id,
+    history.c.observed,
+    history.c.z,
+    history.c.base,
+    series.c.source,
+    series.c.key,
+    series.c.session,
+).join(series, series.c.id == history.c.series)
+"""History rows with their series' names."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +220,7 @@ class Store:
         self.engine = _db.connect(self.url, password=password)
         self.dialect = self.engine.dialect.name
         self.fence: Callable[[Connection], None] | None = None
+        self._series_ids: dict[tuple[str, str, str], int] = {}
         upgrade(self.engine)
 
     @property
@@ -237,14 +256,15 @@ class Store:
     def snapshots_as_of(self, session: str, until: datetime | None = None) -> list[SnapshotRow]:
         """The last snapshot per (source, key) of ``session`` observed at or before ``until``
         (UTC; ``None`` = end of session), from the history: works for past sessions too."""
-        h = snapshot_history
+        bound = _ms(until) if until else 2**62
         last = (
-            select(func.max(h.c.id).label("id"))
-            .where(h.c.session == session, h.c.observed_at <= (_iso(until) if until else "9999"))
-            .group_by(h.c.source, h.c.key)
+            select(func.max(history.c.id).label("id"))
+            .join(series, series.c.id == history.c.series)
+            .where(series.c.session == session, history.c.observed <= bound)
+            .group_by(history.c.series)
             .subquery()
         )
-        query = select(h).join(last, h.c.id == last.c.id).order_by(h.c.id)
+        query = _HISTORY.join(last, history.c.id == last.c.id).order_by(history.c.id)
         with self.engine.connect() as conn:
             cache: dict[int, bytes] = {}
             return [self._history_row(conn, r, cache) for r in conn.execute(query)]
@@ -252,37 +272,37 @@ class Store:
     def history(self, session: str) -> list[SnapshotRow]:
         """Every stored response of ``session`` (each distinct payload once, with the UTC time
         it was first observed), in observation order: what ``flowbot replay`` plays back."""
-        h = snapshot_history
-        query = select(h).where(h.c.session == session).order_by(h.c.observed_at, h.c.id)
+        query = _HISTORY.where(series.c.session == session).order_by(
+            history.c.observed, history.c.id
+        )
         with self.engine.connect() as conn:
             cache: dict[int, bytes] = {}  # in id order each base is decoded just before its use
             return [self._history_row(conn, r, cache) for r in conn.execute(query)]
 
-    def _history_row(self, conn: Connection, r: Row[Any], cache: dict[int, bytes]) -> SnapshotRow:
+    def _history_row(self, conn: Connection, r: Any, cache: dict[int, bytes]) -> SnapshotRow:
         return SnapshotRow(
             source=r.source,
             key=r.key,
             session=r.session,
-            observed_at=datetime.fromisoformat(r.observed_at),
-            payload=json.loads(self._history_payload(conn, r, cache)),
+            observed_at=datetime.fromtimestamp(r.observed / 1000, UTC),
+            payload=json.loads(self._history_payload(conn, r.id, r.z, r.base, cache)),
         )
 
-    def _history_payload(self, conn: Connection, r: Row[Any], cache: dict[int, bytes]) -> bytes:
-        """The JSON bytes of history row ``r`` (plain text, a keyframe, or compressed against
-        its ``base`` row, decoded first through ``cache``)."""
-        if r.z is None:
-            data = str(r.payload).encode()
-        elif r.base is None:
-            data = zlib.decompress(r.z)
-        else:
-            base = cache.get(r.base)
+    def _history_payload(
+        self, conn: Connection, row_id: int, z: bytes, base_id: int | None, cache: dict[int, bytes]
+    ) -> bytes:
+        """The JSON bytes of history row ``row_id`` (packed ``z``, whole or against its
+        ``base_id`` row, decoded first through ``cache``)."""
+        base = None
+        if base_id is not None:
+            base = cache.get(base_id)
             if base is None:
                 row = conn.execute(
-                    select(snapshot_history).where(snapshot_history.c.id == r.base)
+                    select(history.c.z, history.c.base).where(history.c.id == base_id)
                 ).one()
-                base = self._history_payload(conn, row, cache)
-            data = zlib.decompressobj(zdict=base).decompress(r.z)
-        cache[int(r.id)] = data
+                base = self._history_payload(conn, base_id, row.z, row.base, cache)
+        data = codec.unpack(z, base)
+        cache[int(row_id)] = data
         return data
 
     # -- the cycle's one transaction -----------------------------------------------------------
@@ -355,7 +375,7 @@ class Store:
                 ).where(snapshot.c.source.in_(sources))
             )
         }
-        history: list[dict[str, Any]] = []
+        packed: list[dict[str, Any]] = []
         latest: list[dict[str, Any]] = []
         for row in rows:
             payload = json.dumps(row.payload, sort_keys=True, separators=(",", ":"), default=str)
@@ -363,23 +383,18 @@ class Store:
             same_session = now is not None and now.session == row.session
             if now is not None and same_session and now.payload == payload:
                 continue
+            chained = same_session and now is not None and now.hist_id is not None
+            previous = now if chained and now is not None and now.chain < KEYFRAME_EVERY else None
             data = payload.encode()
-            if now is not None and same_session and now.hist_id is not None:
-                chained = now.chain < KEYFRAME_EVERY
+            if previous is not None:
+                z = codec.pack(data, str(previous.payload).encode())
+                base, chain = previous.hist_id, previous.chain + 1
             else:
-                chained = False
-            if now is not None and chained:
-                packer = zlib.compressobj(9, zdict=str(now.payload).encode())
-                z, base, chain = packer.compress(data) + packer.flush(), now.hist_id, now.chain + 1
-            else:
-                z, base, chain = zlib.compress(data, 9), None, 0
-            history.append(
+                z, base, chain = codec.pack(data, None), None, 0
+            packed.append(
                 {
-                    "source": row.source,
-                    "key": row.key,
-                    "session": row.session,
-                    "observed_at": _iso(row.observed_at),
-                    "payload": "",
+                    "series": self._series(conn, row.source, row.key, row.session),
+                    "observed": _ms(row.observed_at),
                     "z": z,
                     "base": base,
                 }
@@ -394,13 +409,10 @@ class Store:
                     "chain": chain,
                 }
             )
-        if not history:
+        if not packed:
             return
         hist_ids = conn.execute(
-            snapshot_history.insert().returning(
-                snapshot_history.c.id, sort_by_parameter_order=True
-            ),
-            history,
+            history.insert().returning(history.c.id, sort_by_parameter_order=True), packed
         ).scalars()
         for values, hist_id in zip(latest, hist_ids, strict=True):
             values["hist_id"] = hist_id
@@ -415,6 +427,24 @@ class Store:
             ),
             latest,
         )
+
+    def _series(self, conn: Connection, source: str, key: str, session: str) -> int:
+        """The id of series (``source``, ``key``, ``session``), made on first use."""
+        name = (source, key, session)
+        found = self._series_ids.get(name)
+        if found is None:
+            query = select(series.c.id).where(
+                series.c.source == source, series.c.key == key, series.c.session == session
+            )
+            found = conn.execute(query).scalar()
+            if found is None:
+                stmt = self._insert(series).on_conflict_do_nothing()
+                conn.execute(stmt, {"source": source, "key": key, "session": session})
+                found = conn.execute(query).scalar_one()
+            if len(self._series_ids) > 10_000:
+                self._series_ids.clear()
+            self._series_ids[name] = int(found)
+        return int(found)
 
     # -- alert log ------------------------------------------------------------------------------
 
@@ -918,7 +948,10 @@ class Store:
         deleted = 0
         with self._tx() as conn:
             for stmt in (
-                delete(snapshot_history).where(snapshot_history.c.session < cutoff),
+                delete(history).where(
+                    history.c.series.in_(select(series.c.id).where(series.c.session < cutoff))
+                ),
+                delete(series).where(series.c.session < cutoff),
                 delete(outbox).where(outbox.c.session < cutoff, outbox.c.state != PENDING),
                 delete(alert).where(
                     alert.c.session < cutoff,
