@@ -141,3 +141,28 @@ async def test_dead_letters_raise_a_notice(tmp_path) -> None:
     notice = next(r for r in records if r.rule == "dead_letters")
     assert "message(s) to slack failed for good" in notice.summary
     assert "channel_not_found" in notice.summary
+
+
+async def test_spent_quota_is_one_notice_and_its_reset_a_recovered_reply(tmp_path) -> None:
+    """The sandbox answers 429 once the Growth key's daily quota is spent: one critical
+    notice however many ticks follow; after the quota resets (UTC midnight, 20:00 New York)
+    the next poll answers and the notice gets its "recovered" reply in its thread."""
+    with Sandbox(scenario=QUIET, speed=0) as sandbox, SlackApiServer() as slack:
+        bot = make_bot(sandbox, slack, tmp_path / "s.sqlite3", key="sandbox-growth", plan="growth")
+        await tick(bot, at(sandbox, "10:00"))
+        sandbox.spend_quota("sandbox-growth")
+        for minute in ("10:01", "10:02", "10:03"):
+            await tick(bot, at(sandbox, minute))
+        assert bot.engine.health.paused_until is not None
+        assert len(slack.posts) == 1
+        await tick(bot, at(sandbox, "20:01"))  # 00:01 UTC: a new quota day
+        await bot.aclose()
+    # 20:01 is after the close, so the sandbox's flow feed is hours old: a stale-feed notice
+    # comes too. The quota's episode is one notice and one reply in its thread.
+    quota = [p for p in slack.posts if "Daily API quota spent" in (p.text or "")]
+    (notice,) = [p for p in quota if p.thread_ts is None]
+    assert notice.colours == ("#E01E5A",)
+    (reply,) = [p for p in slack.posts if p.thread_ts == notice.ts]
+    assert "recovered" in (reply.text or "")
+    quota_calls = [r for r in sandbox.requests() if r.status == 429]
+    assert quota_calls, "the sandbox refused for quota"

@@ -76,6 +76,15 @@ class KeyStore:
         rem = None if limit is None else max(0, limit - used)
         return QuotaResult(limit is None or used < limit, limit, rem, next_utc_midnight(now))
 
+    def spend(self, key: str, now: datetime, leave: int = 0) -> None:
+        """Use up ``key``'s quota for the simulated UTC day of ``now``, leaving ``leave``
+        requests (tests: a spent quota without sending hundreds of requests)."""
+        limit = QUOTAS[self._plans[key]]
+        if limit is None:
+            raise ValueError(f"the {self._plans[key]} plan has no daily quota")
+        with self._lock:
+            self._used[(key, now.astimezone(UTC).date())] = max(limit - leave, 0)
+
     def charge(self, key: str, now: datetime) -> QuotaResult:
         """Count one request for ``key`` on the simulated UTC day of ``now`` if quota is left."""
         limit = QUOTAS[self._plans[key]]

@@ -185,6 +185,12 @@ class Sandbox:
         """Snapshot of the request log."""
         return self.request_log.snapshot()
 
+    def spend_quota(self, key: str, leave: int = 0) -> None:
+        """Use up ``key``'s daily quota as of the sandbox's clock, leaving ``leave`` requests;
+        it resets at the next UTC midnight of the simulated clock. Raises ``ValueError`` for
+        a plan without a quota (Alpha)."""
+        self._keys.spend(key, self.clock.now(), leave)
+
     def set_time_ny(self, hhmm: str) -> datetime:
         """Convenience: set the clock to New York ``"HH:MM[:SS]"`` on the session date."""
         from bot.sim.nytime import parse_ny_time
