@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test demo bench lint sim clean
+.PHONY: venv test demo bench bench-failover lint sim clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ sim: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# 20 kill -9 of the leader at random moments, two replicas on a PostgreSQL started here
+# (Debian's postgresql package): failover time, duplicate and lost alerts.
+bench-failover: $(STAMP)
+	$(BIN)/python bench/failover.py --runs 20
 
 lint: $(STAMP)
 	$(BIN)/ruff check bot tests bench

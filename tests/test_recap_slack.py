@@ -51,13 +51,14 @@ def sandbox() -> Iterator[Sandbox]:
         yield sb
 
 
-def make_bot(sandbox: Sandbox, slack: SlackApiServer, state: Path) -> Bot:
-    """An Alpha-plan bot (the chart needs the cumulative endpoint) posting to ``#desk``."""
+def make_bot(sandbox: Sandbox, slack: SlackApiServer, state: Path | str) -> Bot:
+    """An Alpha-plan bot (the chart needs the cumulative endpoint) posting to ``#desk``;
+    ``state`` is a SQLite path or a database URL (a replica on PostgreSQL)."""
     settings = load_settings(
         None,
         flashalpha={"base_url": sandbox.base_url, "plan": "alpha", "retries": 1},
         watchlist={"symbols": ["SPY", "NVDA"]},
-        state={"path": state},
+        state={"url": state} if isinstance(state, str) else {"path": state},
         rules={"top_n": {"zero_dte_metrics": [], "watchlist_only": True}},
         slack={"api_url": slack.api_url, "channel": "#desk", "max_posts_per_second": 50},
     )

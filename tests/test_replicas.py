@@ -11,17 +11,15 @@ import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from support.slack_api import DEFAULT_TOKEN, SlackApiServer
-from test_recap_slack import SCENARIO
+from support.slack_api import SlackApiServer
+from test_recap_slack import SCENARIO, make_bot
 
-from bot.app import Bot, build_bot
+from bot.app import Bot
 from bot.calendar import TradingCalendar
 from bot.cluster import Cluster
-from bot.deliver.base import BuildContext
 from bot.http import render_status
 from bot.leader import PostgresLeadership
 from bot.reports import due_reports
-from bot.settings import Secrets, load_settings
 from bot.sim import Sandbox
 from bot.status import readiness
 
@@ -40,21 +38,7 @@ def sandbox() -> Iterator[Sandbox]:
 
 def replica(sandbox: Sandbox, slack: SlackApiServer, url: str) -> Bot:
     """One replica's bot on the shared database ``url``, posting to ``#desk``."""
-    settings = load_settings(
-        None,
-        flashalpha={"base_url": sandbox.base_url, "plan": "alpha", "retries": 1},
-        watchlist={"symbols": ["SPY", "NVDA"]},
-        state={"url": url},
-        rules={"top_n": {"zero_dte_metrics": [], "watchlist_only": True}},
-        slack={"api_url": slack.api_url, "channel": "#desk", "max_posts_per_second": 50},
-    )
-    return build_bot(
-        settings,
-        Secrets(flashalpha_api_key="sandbox-alpha"),
-        context=BuildContext(environ={"SLACK_BOT_TOKEN": DEFAULT_TOKEN}),
-        clock=sandbox.clock.now,
-        close_of=lambda day: None,
-    )
+    return make_bot(sandbox, slack, url)
 
 
 async def test_follower_delivers_what_the_leader_queued_and_the_recap_goes_once(
