@@ -1,4 +1,6 @@
-"""Baseline: the schema of SQLite state files version 3 (before SQLAlchemy).
+"""Baseline.
+
+The schema of SQLite state files version 3 (before SQLAlchemy).
 
 A SQLite file written by an older Flowbot is first brought to version 3 by
 :mod:`bot.store.legacy`, then stamped with this revision.

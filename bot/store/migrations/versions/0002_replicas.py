@@ -1,4 +1,6 @@
-"""Several replicas: outbox claims with a lease, and the replica table.
+"""Several replicas.
+
+Outbox claims with a lease, and the replica table.
 
 Revision ID: 0002
 Revises: 0001

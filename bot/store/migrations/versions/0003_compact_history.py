@@ -1,10 +1,11 @@
-"""Compact response history: ``series`` (source, key, session) and ``history`` rows of
-(series id, Unix-ms time, packed payload, base row).
+"""Compact response history.
 
-Each stored response loses about 60 bytes of repeated text (source, key, session and an ISO
-time) and the session index shrinks to an integer one. Rows are copied with their ids (the
-``base`` chains and ``snapshot.hist_id`` keep pointing at them); old plain-text payloads
-become zlib keyframes, which :mod:`bot.store.codec` reads like any older row.
+``series`` (source, key, session) and ``history`` rows of (series id, Unix-ms time, packed
+payload, base row). Each stored response loses about 60 bytes of repeated text (source, key,
+session and an ISO time) and the session index shrinks to an integer one. Rows are copied
+with their ids (the ``base`` chains and ``snapshot.hist_id`` keep pointing at them); old
+plain-text payloads become zlib keyframes, which :mod:`bot.store.codec` reads like any older
+row.
 
 Revision ID: 0003
 Revises: 0002
