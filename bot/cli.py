@@ -86,18 +86,27 @@ def _require_sources(settings: Settings) -> None:
     raise typer.Exit(2)
 
 
-def _build(settings: Settings, secrets: Secrets, *, dry_run: bool = False) -> Bot:
+def _build(
+    settings: Settings, secrets: Secrets, *, dry_run: bool = False, state: Path | None = None
+) -> Bot:
     """The bot, or exit 2 when the plan serves nothing, a destination's secret is missing or
-    a route is wrong."""
+    a route is wrong. ``state`` replaces the configured store (``:memory:``: a check)."""
     from bot.app import build_bot
 
     _require_sources(settings)
 
     try:
-        return build_bot(settings, secrets, dry_run=dry_run)
+        return build_bot(settings, secrets, dry_run=dry_run, state_path=state)
     except ConfigError as exc:
         err.print(f"[bold red]config error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+def _sqlite_path(settings: Settings) -> str:
+    """The SQLite file ``[state]`` names (``path``, or a ``sqlite:///`` ``url``)."""
+    from bot.store.db import to_url
+
+    return to_url(settings.state.target()).database or ":memory:"
 
 
 def _leadership(bot: Bot) -> Leadership:
@@ -195,12 +204,20 @@ def run(
     async def main() -> None:
         from bot.leader import FileLeadership
 
-        bot = _build(settings, secrets)  # a config mistake stops here, standby or not
-        leadership = _leadership(bot)
-        # SQLite: the standby waits for the file's lock before anything starts.
-        if isinstance(leadership, FileLeadership) and not await _standby(leadership.lock):
-            await bot.aclose()
-            return  # stopped while waiting
+        # A config mistake stops here, standby or not (the state is not opened yet).
+        await _build(settings, secrets, state=Path(":memory:")).aclose()
+        leadership: Leadership
+        if settings.state.url.startswith("postgresql"):
+            bot = _build(settings, secrets)  # migrates (replicas starting together take turns)
+            leadership = _leadership(bot)
+        else:
+            # SQLite: the standby waits for the file's lock before it opens (and migrates)
+            # the file, so a running older release keeps its schema until it stops.
+            lock = StateLock(_sqlite_path(settings))
+            if not await _standby(lock):
+                return  # stopped while waiting
+            bot = _build(settings, secrets)
+            leadership = FileLeadership(lock)
         try:  # PostgreSQL: this replica delivers at once and polls while it holds the lock
             await run_forever(bot, budget, TradingCalendar(), leadership)
         finally:

@@ -63,9 +63,14 @@ class Cluster:
                 self.scheduler.pause_job(job_id)
         self.bot.store.fence = self.leadership.fence
         self.bot.leading = False
-        self.tick()
+        self.check()
 
-    def tick(self) -> None:
+    async def tick(self) -> None:
+        """The scheduler's ``leadership`` job, on the event loop (never a worker thread: the
+        lock connection and the role are the loop's): see :meth:`check`."""
+        self.check()
+
+    def check(self) -> None:
         """Take the leadership if it is free, notice if it was lost, and record a heartbeat."""
         now = self.clock()
         holds = self.leadership.check() if self.leading else self.leadership.try_acquire()

@@ -9,9 +9,12 @@
   for a vanished host (TCP keepalives set on that connection). Followers try for the lock
   every :data:`CHECK_SECONDS`.
 
-A leader that lost its connection is fenced: each cycle's commit checks, inside its own
-transaction, that this replica's lock session still holds the lock (:meth:`fence`), so a
-replica that was cut off cannot commit (and alert) what the new leader will alert too.
+A leader that lost its connection is fenced: each cycle's commit holds a shared "fence" lock
+for its transaction and checks, inside it, that this replica's lock session still holds the
+leader lock (:meth:`PostgresLeadership.fence`); a new leader takes the fence exclusively
+once before its first poll, so it waits for a commit already past the check and then reads
+what it wrote. A replica that was cut off cannot commit (and alert) what the new leader will
+alert too.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ log = logging.getLogger("flowbot.leader")
 CHECK_SECONDS = 1.0
 """How often a follower tries for the lock and a leader checks it still holds it."""
 LEADER_KEY = 0x666C6F77_6C656164  # "flowlead": the advisory lock's 64-bit key
+FENCE_KEY = 0x666C6F77_66656E63  # "flowfenc": shared by each commit, exclusive on takeover
 _KEY_HI, _KEY_LO = LEADER_KEY >> 32, LEADER_KEY & 0xFFFFFFFF
 SERVER_KEEPALIVE = (
     "SET tcp_keepalives_idle = 5",
@@ -148,6 +152,10 @@ class PostgresLeadership:
                 self.refusal = "another replica holds the polling leadership"
                 return False
             self._backend_pid = int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+            # Wait for any cycle the old leader is committing right now (each holds the
+            # fence shared): what it commits, this replica reads before its first poll.
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": FENCE_KEY})
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": FENCE_KEY})
         except SQLAlchemyError as exc:
             self._lost(exc)
             self.refusal = "the state database is unreachable"
@@ -168,7 +176,10 @@ class PostgresLeadership:
         return held
 
     def fence(self, conn: Connection) -> None:
+        """Hold the fence (shared, until ``conn``'s transaction ends), then check the lock:
+        a takeover waits for this commit, and a commit after a takeover is refused."""
         pid = self._backend_pid
+        conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": FENCE_KEY})
         if pid is None or not self._holds(conn, pid):
             raise NotLeader("another replica holds the polling leadership")
 

@@ -30,6 +30,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from bot.deliver.base import (
     AlertRef,
     Delivered,
@@ -53,6 +55,7 @@ __all__ = [
 
 log = logging.getLogger("flowbot.outbox")
 
+RECORD_TRIES = 3  # mark_sent attempts per pass before the row is left for the next pass
 IDLE_CHECK_SECONDS = 5.0  # rows queued by another process (``outbox retry``) are seen this fast
 
 
@@ -174,6 +177,7 @@ class OutboxWorker:
         self.max_backoff = max_backoff
         self.zone = zone or ZoneInfo("America/New_York")
         self._lanes = {name: _Lane(d, asyncio.Event()) for name, d in destinations.items()}
+        self._unrecorded: dict[int, Delivered] = {}  # sent, mark_sent failed: never resend
         self._stopping = False
 
     # -- running --------------------------------------------------------------------------
@@ -269,12 +273,16 @@ class OutboxWorker:
 
     async def _drain_rows(self, lane: _Lane, interruptible: bool) -> int:
         sent = 0
+        for item_id in list(self._unrecorded):  # delivered before, not recorded yet
+            await self._record(item_id)
         while not (interruptible and self._stopping):
             item = self.store.claim(
                 lane.destination.name, owner=self.owner, now=self.clock(), lease=self.lease
             )
             if item is None:
                 return sent  # empty, or another replica is sending the head row
+            if item.id in self._unrecorded:
+                return sent  # delivered; the database will not take the record just now
             outcome = await self._deliver(lane, item)
             if outcome is None:
                 return sent  # blocked: the whole queue waits
@@ -287,7 +295,7 @@ class OutboxWorker:
         destination = lane.destination
         now = self.clock()
         if item.expires_at is not None and now >= item.expires_at:
-            self.store.mark_expired(item.id)
+            self.store.mark_expired(item.id, owner=self.owner)
             self.metrics.deliveries.labels(destination.name, "expired").inc()
             log.warning("%s: %s expired undelivered", destination.name, item.dedupe_key)
             return 0
@@ -316,7 +324,7 @@ class OutboxWorker:
             delivered = await self._send(destination, envelope, item)
         except DeliveryError as exc:
             if not exc.recoverable:
-                self.store.mark_dead(item.id, error=str(exc))
+                self.store.mark_dead(item.id, error=str(exc), owner=self.owner)
                 self.metrics.deliveries.labels(destination.name, "dead").inc()
                 log.error(
                     "%s: %s failed permanently (%s): moved to the dead letters",
@@ -327,20 +335,35 @@ class OutboxWorker:
                 return 0
             wait = self._block(lane, exc.retry_after)
             hold = self.clock() + timedelta(seconds=wait)
-            self.store.mark_failed(item.id, error=str(exc), hold_until=hold)
+            self.store.mark_failed(item.id, error=str(exc), hold_until=hold, owner=self.owner)
             self.metrics.deliveries.labels(destination.name, "failed").inc()
             log.warning("%s: delivery failed (%s); queue waits %.1f s", destination.name, exc, wait)
             return None
         lane.failures = 0
         self.metrics.deliveries.labels(destination.name, "sent").inc()
-        self.store.mark_sent(
-            item.id,
-            now=self.clock(),
-            channel=delivered.channel,
-            ts=delivered.ts,
-            permalink=delivered.permalink,
-        )
+        self._unrecorded[item.id] = delivered
+        await self._record(item.id)
         return 1
+
+    async def _record(self, item_id: int) -> None:
+        """Mark a delivered row sent, retrying while the database fails: until it is
+        recorded this replica never claims it again (no second send)."""
+        delivered = self._unrecorded[item_id]
+        for attempt in range(RECORD_TRIES):
+            try:
+                self.store.mark_sent(
+                    item_id,
+                    now=self.clock(),
+                    channel=delivered.channel,
+                    ts=delivered.ts,
+                    permalink=delivered.permalink,
+                )
+            except SQLAlchemyError as exc:
+                log.warning("outbox: delivered row %d not recorded yet (%s)", item_id, exc)
+                await asyncio.sleep(0.5 * (attempt + 1))
+                continue
+            del self._unrecorded[item_id]
+            return
 
     async def _send(
         self, destination: Destination, envelope: Envelope, item: OutboxItem
@@ -355,7 +378,12 @@ class OutboxWorker:
                 if done:
                     return send.result()
                 until = self.clock() + self.lease
-                if not self.store.extend_claim(item.id, owner=self.owner, until=until):
+                try:
+                    kept = self.store.extend_claim(item.id, owner=self.owner, until=until)
+                except SQLAlchemyError as exc:  # the send goes on; the next renewal retries
+                    log.warning("%s: claim not renewed (%s)", destination.name, type(exc).__name__)
+                    continue
+                if not kept:
                     log.warning(
                         "%s: %s is claimed by another replica now (this send was slower than "
                         "the %s s lease); it may be sent twice",

@@ -77,8 +77,24 @@ def build_scheduler(
         end = session.close_utc if session is not None else now + timedelta(hours=1)
         when = pacer.next_run(started, now, bot.client.rate_limit.remaining, end)
         job = scheduler.get_job(job_id)
-        if when is not None and job is not None:
+        # A follower's jobs stay paused: moving a paused job's next run would resume it.
+        if when is not None and job is not None and bot.leading:
             job.modify(next_run_time=when)
+
+    def _leader_only(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """Run ``job`` only while this replica leads. A commit fenced because another
+        replica took over mid-cycle ends quietly: what it detected is the new leader's."""
+
+        @functools.wraps(job)
+        async def run() -> None:
+            if not bot.leading:
+                return
+            try:
+                await job()
+            except NotLeader as exc:
+                log.warning("%s: not committed: %s", job.__name__, exc)
+
+        return run
 
     @_leader_only
     async def poll() -> None:
@@ -177,18 +193,12 @@ async def _start_http(
         ) from None
 
 
-def _leader_only(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
-    """A leader's job whose commit was fenced (another replica took over mid-cycle) ends
-    quietly: what it detected is the new leader's to alert."""
-
-    @functools.wraps(job)
-    async def run() -> None:
-        try:
-            await job()
-        except NotLeader as exc:
-            log.warning("%s: not committed: %s", job.__name__, exc)
-
-    return run
+def _step(what: str, action: Callable[[], object]) -> None:
+    """One shutdown step; its failure (the database gone, say) does not skip the rest."""
+    try:
+        action()
+    except Exception as exc:
+        log.warning("stopping: %s failed (%s)", what, type(exc).__name__)
 
 
 def _log_report(job: str, report: object) -> None:
@@ -236,7 +246,6 @@ async def run_forever(
         await stop.wait()
     finally:
         log.info("stopping: finishing in-flight work")
-        scheduler.pause_job("leadership")
         # AsyncIOExecutor.shutdown() cancels running job tasks (whatever ``wait`` says), so:
         # stop new runs, let just-submitted jobs start, wait for running ones, then shut down.
         scheduler.pause()
@@ -244,17 +253,21 @@ async def run_forever(
         # Running jobs hold the engine's locks: taking them waits for those jobs to finish.
         await bot.engine.settle()
         scheduler.shutdown(wait=False)
+        # Nothing polls here any more: hand the polling over now, not after the flush.
+        _step("leadership release", cluster.stop)
         # One last pass for what is due (a destination still waiting out a failure keeps
         # its rows for the next start), bounded so a hung destination cannot hold the stop.
         await bot.worker.stop()
         try:
             await asyncio.wait_for(bot.worker.flush(), SHUTDOWN_FLUSH_SECONDS)
         except TimeoutError:
+            # A send cut short may have reached the destination: its claim is kept and
+            # lapses after its lease, rather than being handed to another replica now.
             log.warning(
                 "stopping: delivery still busy after %d s; rows stay queued", SHUTDOWN_FLUSH_SECONDS
             )
-        bot.worker.release()
-        cluster.stop()
+        else:
+            _step("claim release", bot.worker.release)
         if http is not None:
             await stop_http(http)  # before the store closes: its pages read it
         await bot.aclose()

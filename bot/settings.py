@@ -191,7 +191,9 @@ class StateSettings(_Section):
         if scheme.split("+", 1)[0] not in ("sqlite", "postgresql", "postgres"):
             raise ValueError("must start with sqlite:/// or postgresql://")
         netloc = value.split("://", 1)[1].split("/", 1)[0]
-        if ":" in netloc.rsplit("@", 1)[0] and "@" in netloc:
+        query = value.split("?", 1)[1] if "?" in value else ""
+        in_query = any(p.split("=", 1)[0].lower() == "password" for p in query.split("&"))
+        if in_query or (":" in netloc.rsplit("@", 1)[0] and "@" in netloc):
             raise ValueError(
                 "holds a password: give it in the PGPASSWORD environment variable instead"
             )

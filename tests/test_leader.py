@@ -115,3 +115,28 @@ def test_migrations_run_once_when_replicas_open_one_new_database_together(pg_url
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == HEAD
     for store in opened:
         store.close()
+
+
+def test_a_takeover_waits_for_the_old_leaders_commit_in_flight(stores):
+    """a's cycle is past its fence check when its lock connection dies: b's takeover waits
+    for that commit, then reads what a wrote (so b does not alert the same change again)."""
+    import threading
+
+    a_store, b_store = stores
+    a, b = PostgresLeadership(a_store.engine), PostgresLeadership(b_store.engine)
+    assert a.try_acquire()
+    took_over = threading.Event()
+    with a_store.engine.begin() as conn:
+        a.fence(conn)  # a's commit_cycle is here: checked, writing
+        cut_off(a, b_store)
+        thread = threading.Thread(target=lambda: acquires(b) and took_over.set())
+        thread.start()
+        assert not took_over.wait(1.0), "b must not lead while a's fenced commit is open"
+        conn.execute(
+            text("INSERT INTO job_run (job, session, done_at) VALUES ('recap', :s, 'x')"),
+            {"s": SESSION},
+        )
+    thread.join(10)
+    assert took_over.is_set()
+    assert b_store.job_done("recap", SESSION), "b sees a's last commit when it takes over"
+    b.release()

@@ -116,7 +116,7 @@ async def test_the_cluster_is_visible_on_the_status_page_metrics_and_readyz(
         "no replica leads: the last leader was seen 1 min ago"
     ]
     clusters[a.replica].leadership.release()  # its connection ends, as a dead host's would
-    clusters[b.replica].tick()
+    clusters[b.replica].check()
     assert b.leading and _gauge(b, "flowbot_leader") == {(): 1.0}
     assert _gauge(b, "flowbot_leadership_changes_total") == {(("to", "leader"),): 1.0}
     for bot in (a, b):

@@ -57,6 +57,11 @@ BAD = [
         "[state.url]: holds a password: give it in the PGPASSWORD environment variable",
     ),
     ("state URL of another database", "[state]\nurl = 'mysql://db/x'", "[state.url]: must start"),
+    (
+        "password in the state URL's query",
+        "[state]\nurl = 'postgresql://bot@db/flowbot?sslmode=require&password=hunter2'",
+        "[state.url]: holds a password",
+    ),
 ]
 
 

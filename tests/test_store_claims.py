@@ -15,10 +15,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from bot.events import Message
 from bot.outbox import message_payload
 from bot.store import PENDING, SENT, NewMessage, OutboxItem, Store
+from bot.store.schema import outbox
 
 SESSION = "2026-06-05"
 T0 = datetime(2026, 6, 5, 14, 32, tzinfo=UTC)
@@ -287,3 +289,60 @@ def test_forget_and_prune_replicas(replicas: tuple[Store, Store]) -> None:
     assert [r.id for r in b.replicas()] == ["a", "c", "d"]
     assert a.prune(T0, keep_days=30) == 1
     assert [r.id for r in b.replicas()] == ["a", "c"]
+
+
+def test_a_replica_whose_lease_lapsed_cannot_settle_the_row_it_lost(replicas) -> None:
+    """a stalls past its lease, b takes the row over: a's late "dead" or "expired" verdict
+    changes nothing, and b's delivery is what the row records."""
+    a, b = replicas
+    (row,) = queue(a, "slack")
+    assert claim(a, "a", T0) == row
+    later = T0 + LEASE + timedelta(seconds=1)
+    assert claim(b, "b", later) == row
+    assert not a.mark_dead(row, error="channel_not_found", owner="a")
+    assert not a.mark_expired(row, owner="a")
+    assert not a.mark_failed(row, error="timeout", hold_until=later, owner="a")
+    (item,) = b.pending("slack")
+    assert (item.claimed_by, item.attempts) == ("b", 0)
+    sent(b, row, later)
+    assert [i.state for i in b.outbox()] == [SENT]
+
+
+@pytest.mark.parametrize("store_target", ["postgresql"], indirect=True)
+def test_a_replica_that_cannot_reach_the_destination_leaves_the_retry_to_another(
+    replicas,
+) -> None:
+    """a fails to send (its Slack is unreachable) while b is alive: after a's backoff b gets
+    the row, and a does not take it back within the grace period. Alone, a retries at once."""
+    a, b = replicas
+    first, second = queue(a, "slack", "slack")
+    for name, store in (("a", a), ("b", b)):
+        store.heartbeat(
+            name, host="h", pid=1, role="follower", started_at=T0, now=T0, leader_since=None
+        )
+    assert claim(a, "a", T0) == first
+    hold = T0 + timedelta(seconds=2)
+    assert a.mark_failed(first, error="HTTP 503", hold_until=hold, owner="a")
+    after = hold + timedelta(seconds=1)
+    assert claim(a, "a", after) is None, "a waits: another replica may reach Slack"
+    assert claim(b, "b", after) == first
+    sent(b, first, after)
+
+    b.forget_replica("b")  # b is gone: a alone retries its own failures at once
+    assert claim(a, "a", after) == second
+    assert a.mark_failed(second, error="HTTP 503", hold_until=hold, owner="a")
+    assert claim(a, "a", after) == second
+
+
+def test_a_long_read_does_not_hold_the_writers(store_target: Path | str) -> None:
+    """A reader (``flowbot outbox list`` or replay on the live file) keeps a transaction
+    open; the bot's commits and claims still go through (SQLite readers begin deferred)."""
+    reader, writer = Store(store_target), Store(store_target)
+    try:
+        with reader.engine.connect() as conn:
+            conn.execute(select(outbox)).all()  # a read transaction stays open
+            (row,) = queue(writer, "slack")
+            assert claim(writer, "a", T0) == row
+    finally:
+        reader.close()
+        writer.close()

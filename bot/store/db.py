@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.pool import StaticPool
 
-__all__ = ["connect", "redacted", "to_url"]
+__all__ = ["WRITE", "connect", "redacted", "to_url"]
 
 KEEPALIVE = {
     "keepalives": 1,
@@ -28,6 +28,22 @@ KEEPALIVE = {
     "connect_timeout": 5,
 }
 """libpq settings: a dead server (or a network gone) is noticed within about 11 s."""
+SERVER_OPTIONS = " ".join(
+    f"-c {name}={value}"
+    for name, value in (
+        ("statement_timeout", 15_000),
+        ("lock_timeout", 10_000),
+        ("idle_in_transaction_session_timeout", 60_000),
+        ("tcp_keepalives_idle", 5),
+        ("tcp_keepalives_interval", 2),
+        ("tcp_keepalives_count", 3),
+    )
+)
+"""The server's side of every connection (PostgreSQL 12+): no query or lock wait holds the
+bot's event loop for more than 15 s, and a replica whose host vanished mid-transaction has
+its transaction (and its row locks) ended within about 11 s instead of hours."""
+WRITE = "flowbot_write"
+"""Execution option marking a connection that writes: SQLite begins it ``IMMEDIATE``."""
 
 
 def to_url(target: Path | str | URL) -> URL:
@@ -64,11 +80,16 @@ def connect(url: URL, *, password: str | None = None) -> Engine:
     environment's ``PGPASSWORD``. Creates a SQLite file's directory. Connecting is lazy:
     errors come with the first query (``sqlalchemy.exc.OperationalError``)."""
     if url.get_backend_name() == "postgresql":
-        args: dict[str, Any] = dict(KEEPALIVE)
+        args: dict[str, Any] = {**KEEPALIVE, "options": SERVER_OPTIONS}
         if password:
             args["password"] = password
         return create_engine(
-            url, connect_args=args, pool_pre_ping=True, pool_size=4, max_overflow=4
+            url,
+            connect_args=args,
+            pool_pre_ping=True,
+            pool_size=4,
+            max_overflow=4,
+            pool_timeout=10,
         )
     path = url.database or ""
     if path and path != ":memory:":
@@ -98,4 +119,7 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    """Writers take SQLite's write lock up front (``BEGIN IMMEDIATE``: two writers queue on
+    ``busy_timeout`` instead of failing mid-way); readers begin deferred and never hold it."""
+    write = conn.get_execution_options().get(WRITE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

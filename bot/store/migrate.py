@@ -44,8 +44,10 @@ def upgrade(engine: Engine) -> None:
     the database cannot be migrated; a failed revision leaves the previous one in place
     (PostgreSQL and SQLite both run DDL in the transaction)."""
     legacy = engine.dialect.name == "sqlite" and _legacy_sqlite(engine.url.database)
-    with engine.begin() as conn:
+    with engine.connect().execution_options(flowbot_write=True) as conn, conn.begin():
         if engine.dialect.name == "postgresql":
+            conn.execute(text("SET LOCAL statement_timeout = 0"))  # a copy may take long
+            conn.execute(text("SET LOCAL lock_timeout = 0"))
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
         before = current_revision(conn)
         if before == HEAD:

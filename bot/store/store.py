@@ -73,6 +73,12 @@ response that differs from the last in a few numbers costs tens of bytes, and re
 decodes at most this many."""
 
 PENDING, SENT, DEAD, EXPIRED = "pending", "sent", "dead", "expired"
+RETRY_GRACE = timedelta(seconds=10)
+"""On a shared database, how long after its backoff a replica that failed to send a row
+leaves it to the other live replicas (one cut off from a destination must not hold its
+queue); with no other replica alive it retries at once."""
+REPLICA_ALIVE = timedelta(seconds=30)
+"""A replica whose heartbeat is younger than this counts as alive."""
 OUTBOX_STATES = (PENDING, SENT, DEAD, EXPIRED)
 
 
@@ -238,7 +244,8 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
+        """A write transaction (committed on exit, rolled back on an error)."""
+        with self.engine.connect().execution_options(**{_db.WRITE: True}) as conn, conn.begin():
             yield conn
 
     def _insert(self, table: Table) -> Any:
@@ -656,8 +663,18 @@ class Store:
             first = conn.execute(select(func.min(outbox.c.id)).where(pending)).scalar()
             if first != row.id:
                 return None  # the head is being claimed by another replica right now
-            if row.claimed_by not in (None, owner) and (row.claimed_until or "") > _iso(now):
+            held_until = row.claimed_until or ""
+            if row.claimed_by not in (None, owner) and held_until > _iso(now):
                 return None
+            # This replica failed to send it: another live replica gets the first retry (it
+            # may reach the destination), this one only after a grace period.
+            failed_here = row.claimed_by == owner and row.attempts and self.shared
+            if failed_here and held_until > _iso(now - RETRY_GRACE):
+                others = select(replica.c.id).where(
+                    replica.c.id != owner, replica.c.seen_at > _iso(now - REPLICA_ALIVE)
+                )
+                if conn.execute(others.limit(1)).first() is not None:
+                    return None
             until = _iso(now + lease)
             conn.execute(
                 update(outbox)
@@ -757,41 +774,49 @@ class Store:
                 .values(sent_at=_iso(now))
             )
 
-    def mark_failed(self, item_id: int, *, error: str, hold_until: datetime | None = None) -> None:
+    def mark_failed(
+        self,
+        item_id: int,
+        *,
+        error: str,
+        hold_until: datetime | None = None,
+        owner: str | None = None,
+    ) -> bool:
         """Count a failed try (the row stays pending; the worker decides when to retry).
         ``hold_until`` (UTC) keeps the row claimed through the backoff, so no other replica
-        retries it sooner; ``None`` releases the claim."""
+        retries it sooner; ``None`` releases the claim. With ``owner``, only while that
+        replica still holds the claim; returns whether the row was changed."""
         values: dict[str, Any] = {"attempts": outbox.c.attempts + 1, "last_error": error[:500]}
         values["claimed_until"] = _iso(hold_until) if hold_until else None
         if hold_until is None:
             values["claimed_by"] = None
-        self._update(item_id, values)
+        return self._update(item_id, values, owner)
 
-    def mark_dead(self, item_id: int, *, error: str) -> None:
-        """Move a row to the dead letters after a permanent failure (retry by hand)."""
-        self._update(
-            item_id,
-            {
-                "state": DEAD,
-                "attempts": outbox.c.attempts + 1,
-                "last_error": error[:500],
-                "claimed_until": None,
-            },
-        )
+    def mark_dead(self, item_id: int, *, error: str, owner: str | None = None) -> bool:
+        """Move a row to the dead letters after a permanent failure (retry by hand). With
+        ``owner``, only while that replica holds the claim; returns whether it moved."""
+        values = {
+            "state": DEAD,
+            "attempts": outbox.c.attempts + 1,
+            "last_error": error[:500],
+            "claimed_until": None,
+        }
+        return self._update(item_id, values, owner)
 
-    def mark_expired(self, item_id: int) -> None:
-        """Give up on a row that waited past its ``expires_at``: it is never delivered."""
-        self._update(item_id, {"state": EXPIRED, "claimed_until": None})
+    def mark_expired(self, item_id: int, *, owner: str | None = None) -> bool:
+        """Give up on a row that waited past its ``expires_at``: it is never delivered.
+        With ``owner``, only while that replica holds the claim; returns whether it did."""
+        return self._update(item_id, {"state": EXPIRED, "claimed_until": None}, owner)
 
-    def _update(self, item_id: int, values: dict[str, Any]) -> None:
-        """Settle a row that is still pending: a replica whose claim lapsed cannot turn a
-        row another replica delivered into a dead letter."""
+    def _update(self, item_id: int, values: dict[str, Any], owner: str | None = None) -> bool:
+        """Settle a row that is still pending (and, with ``owner``, still claimed by that
+        replica): a replica whose claim lapsed cannot turn a row another replica took over,
+        or delivered, into a dead letter."""
+        stmt = update(outbox).where(outbox.c.id == item_id, outbox.c.state == PENDING)
+        if owner is not None:
+            stmt = stmt.where(outbox.c.claimed_by == owner)
         with self._tx() as conn:
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.id == item_id, outbox.c.state == PENDING)
-                .values(**values)
-            )
+            return conn.execute(stmt.values(**values)).rowcount == 1
 
     def retry(self, item_id: int | None = None) -> int:
         """Put dead or expired rows back in the queue (one by id, or all with ``None``):
