@@ -29,7 +29,6 @@ from bot.api.errors import (
     TierRestricted,
     Unavailable,
 )
-from bot.api.lanes import Lanes
 from bot.api.models import (
     CumulativeFlow,
     FlowAnomaly,
@@ -38,6 +37,7 @@ from bot.api.models import (
     StrikeFlow,
     ZeroDteLeaderboard,
 )
+from bot.api.transport import AdaptiveTransport
 from bot.cadence import stamp_of
 
 __all__ = ["FlashAlphaClient", "RateLimit"]
@@ -98,14 +98,16 @@ class FlashAlphaClient:
         )
         # TLS only for https (the real API); the sandbox and local fakes speak plain HTTP.
         tls = httpx.create_ssl_context() if base_url.startswith("https:") else None
-        self._lanes = Lanes(self.concurrency, ssl_context=tls) if transport is None else None
+        self._transport = (
+            AdaptiveTransport(self.concurrency, ssl_context=tls) if transport is None else None
+        )
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers=headers,
             timeout=timeout,
             # The API sets no cookies; httpx's jar would still parse every response for them.
             cookies=_NoCookies(),
-            transport=transport or self._lanes,
+            transport=transport or self._transport,
         )
         self._attempts = retries + 1
         self._backoff = backoff_seconds
@@ -176,14 +178,14 @@ class FlashAlphaClient:
                 return await self._get_retrying(path, params, model)
             except QuotaExceeded as exc:
                 # A short Retry-After is a per-second limit: wait it out (every request does,
-                # through the lanes' pause) and send again. A long one is the daily quota.
+                # through the transport's pause) and send again. A long one is the daily quota.
                 wait = exc.retry_after
                 if wait is None or wait > self._max_pace or paced >= _MAX_PACED:
                     raise
                 paced += 1
                 self.throttled += 1
-                if self._lanes is not None:
-                    self._lanes.pause(wait)
+                if self._transport is not None:
+                    self._transport.pause(wait)
                 await asyncio.sleep(wait)
 
     async def _get_retrying(self, path: str, params: dict[str, Any] | None, model: type[M]) -> M:
