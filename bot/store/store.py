@@ -31,7 +31,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.events import AlertRecord, Event
 from bot.silences import Silence
@@ -249,8 +248,15 @@ class Store:
             yield conn
 
     def _insert(self, table: Table) -> Any:
-        """The dialect's ``INSERT`` (with ``on_conflict_do_*``)."""
-        return (postgresql.insert if self.shared else sqlite.insert)(table)
+        """The dialect's ``INSERT`` (with ``on_conflict_do_*``); each dialect's module is
+        imported only by a store that uses it (~25 ms of start-up for PostgreSQL's)."""
+        if self.shared:
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
 
     # -- snapshots --------------------------------------------------------------------------
 
