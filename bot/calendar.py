@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import bisect
 import json
-import os
 import subprocess
 import sys
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
-from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from bot.child import child_command
 
 __all__ = [
     "NEW_YORK",
@@ -117,10 +117,7 @@ def _load_sessions(exchange: str, start: date, end: date) -> tuple[Session, ...]
     # Building an exchange calendar takes ~0.5 s and exchange_calendars with pandas ~50 MB, so
     # a child process builds it (this process never imports them) and one process asks for a
     # range once (scheduler, CLI, tests share it). Sessions are immutable: sharing is safe.
-    package_root = str(Path(__file__).resolve().parents[1])
-    path = os.environ.get("PYTHONPATH")
-    env = {**os.environ, "PYTHONPATH": package_root + (os.pathsep + path if path else "")}
-    argv = [sys.executable, "-m", "bot.calendar", exchange, start.isoformat(), end.isoformat()]
+    argv, env = child_command("bot.calendar", exchange, start.isoformat(), end.isoformat())
     try:
         done = subprocess.run(
             argv, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT_SECONDS

@@ -14,17 +14,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from pathlib import Path
 
 from bot.api.errors import ApiError
-from bot.api.models import (
-    CumulativeFlow,
-)
 from bot.app import Bot
 from bot.autowatch import auto_from_rows
 from bot.calendar import Session, TradingCalendar
-from bot.chart import render_cumulative_chart
+from bot.chart import Series, render_chart_in_child, session_series
 from bot.deliver.base import FileUpload
 from bot.deliver.email import CHART_SRC, build_digest_message, digest_subject, write_digest_files
 from bot.events import Category
@@ -81,29 +77,28 @@ async def _chart(bot: Bot, session: Session) -> bytes | None:
     # The window must reach back to the open from whenever the recap is built (maybe later).
     minutes = min(10080, session.minutes + 24 * 60)
     symbols = bot.settings.watchlist.symbols
-    results = await asyncio.gather(
-        *(bot.client.cumulative(s, minutes) for s in symbols), return_exceptions=True
-    )
-    flows: dict[str, CumulativeFlow] = {}
+
+    async def line(symbol: str) -> Series:
+        # Cut to the session's line as soon as it arrives: a whole response (a day and a half
+        # of minute points, as models) is ~1 MB, and 50 of them at once would stay in the heap.
+        return session_series(await bot.client.cumulative(symbol, minutes), session)
+
+    results = await asyncio.gather(*(line(s) for s in symbols), return_exceptions=True)
+    series: dict[str, Series] = {}
     for symbol, result in zip(symbols, results, strict=True):
         if isinstance(result, ApiError):
             log.warning("cumulative %s: %s; left out of the chart", symbol, result)
         elif isinstance(result, BaseException):
             raise result
         else:
-            flows[symbol] = result
-    if not flows:
+            series[symbol] = result
+    if not series:
         return None
     flips: dict[str, list[datetime]] = {}
     for a in bot.store.alerts(session.date.isoformat()):
         if a.kind == "regime_flip":
             flips.setdefault(a.symbol, []).append(a.occurred_at)
-    return await asyncio.to_thread(
-        partial(render_cumulative_chart, flips=flips),
-        flows,
-        session,
-        bot.settings.schedule.timezone,
-    )
+    return await render_chart_in_child(series, session, bot.settings.schedule.timezone, flips=flips)
 
 
 async def send_recap(bot: Bot, session: Session, now: datetime, *, key_suffix: str = "") -> bool:
