@@ -41,6 +41,9 @@ __all__ = [
 
 log = logging.getLogger("flowbot.reports")
 
+_NOT_IN_RECAP = frozenset({"cumulative"})
+"""Stored sources the recap does not read (the chart fetches its own series)."""
+
 
 async def build_session_recap(
     bot: Bot, session: Session, sessions: Sequence[Session] = ()
@@ -49,13 +52,27 @@ async def build_session_recap(
     when the chart is off, the plan lacks the Alpha cumulative endpoint, or no data came).
     ``sessions`` (a weekly digest): every session covered, their alerts included; the boards,
     the watchlist and the chart are ``session``'s."""
+    recap = _recap(bot, session, sessions)
+    # The chart after the recap: the stored rows and their models are garbage by then, so the
+    # chart's fetch does not add to them at the peak.
+    chart = await _chart(bot, session) if bot.settings.recap.chart else None
+    return recap, chart
+
+
+def _recap(bot: Bot, session: Session, sessions: Sequence[Session]) -> Recap:
     settings = bot.settings
     day = session.date.isoformat()
-    rows = bot.store.snapshots_as_of(day, until=session.close_utc)
+    # The per-minute cumulative series (flow_inflection's source) is not in the recap: its
+    # rows are the largest (50 symbols x 390 points) and are dropped before any is parsed.
+    rows = [
+        r
+        for r in bot.store.snapshots_as_of(day, until=session.close_utc)
+        if r.source not in _NOT_IN_RECAP
+    ]
     market = snapshot_from_rows(rows)
     top_n = settings.rule_config("top_n", TopNConfig)
     days = sorted({day, *(s.date.isoformat() for s in sessions)})
-    recap = build_recap(
+    return build_recap(
         session,
         sessions=sessions,
         alerts=[a for d in days for a in bot.store.alerts(d)],
@@ -67,8 +84,6 @@ async def build_session_recap(
         top_n=top_n.options_n,
         auto=auto_from_rows(rows),
     )
-    chart = await _chart(bot, session) if settings.recap.chart else None
-    return recap, chart
 
 
 async def _chart(bot: Bot, session: Session) -> bytes | None:
