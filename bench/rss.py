@@ -3,9 +3,11 @@
 The sandbox (``bot.sim.Sandbox`` in this process) runs a seeded random-walk session of 50
 symbols from the 09:30 open to the close at ``--speed`` x real time; ``flowbot run`` (Alpha plan)
 polls every ``--poll`` wall seconds (a minute of the session at 240x) and posts to the local
-Slack Web API server (recap with its chart and digest included, as on a real day).
-Peak RSS is the kernel's high-water mark (``VmHWM`` in ``/proc/<pid>/status``), read just
-before the bot is stopped.
+Slack Web API server. The bot's clock follows the sandbox's (``bench/simclock.py``), and the run
+goes on to 16:35 New York, past the recap (due at close + 5 min, its chart uploaded) and the
+email digest (due at 16:30, written as files), as on a real day; the line counts both. Peak RSS is
+the kernel's high-water mark (``VmHWM`` in ``/proc/<pid>/status``), read just before the bot
+is stopped.
 
     .venv/bin/python bench/rss.py [--symbols 50] [--speed 240] [--poll 0.25]
 """
@@ -31,6 +33,8 @@ from bot.sim import Sandbox
 from tests.support.slack_api import DEFAULT_TOKEN, SlackApiServer
 
 SESSION_SECONDS = 390 * 60
+AFTER_CLOSE_SECONDS = 35 * 60  # the recap is due at 16:05, the digest at 16:30 New York
+SIMCLOCK = Path(__file__).resolve().parent / "simclock.py"
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -39,6 +43,11 @@ def _peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmHWM in /proc status")
+
+
+def _digests(tmp: Path) -> int:
+    """How many digest messages the bot wrote as files (``[email] outbox_dir``)."""
+    return len(list((tmp / "outbox").rglob("*.eml")))
 
 
 def main(count: int = 50, speed: float = 240.0, poll: float = 0.25) -> float:
@@ -78,17 +87,23 @@ listen = ""
                 "FLASHALPHA_API_KEY": "sandbox-alpha",
                 "SLACK_BOT_TOKEN": DEFAULT_TOKEN,
             }
+            anchor = (sandbox.clock.now().isoformat(), repr(time.time()), repr(speed))
             bot = subprocess.Popen(
-                [PYTHON, "-m", "bot.cli", "run", "-c", str(config), "--log-level", "ERROR"],
+                [PYTHON, str(SIMCLOCK), *anchor, "run", "-c", str(config), "--log-level", "ERROR"],
                 cwd=ROOT,
                 env=env,
                 stderr=subprocess.DEVNULL,
             )
             start = sandbox.clock.now()
             try:
-                while (sandbox.clock.now() - start).total_seconds() < SESSION_SECONDS + 120:
+                while (sandbox.clock.now() - start).total_seconds() < (
+                    SESSION_SECONDS + AFTER_CLOSE_SECONDS
+                ):
                     if bot.poll() is not None:
                         raise RuntimeError(f"flowbot run exited {bot.returncode}")
+                    time.sleep(1)
+                deadline = time.monotonic() + 30  # the chart's upload may still be under way
+                while not (slack.uploads and _digests(tmp)) and time.monotonic() < deadline:
                     time.sleep(1)
                 peak = _peak_rss_mb(bot.pid)
                 requests = sandbox.request_log.count()
@@ -99,9 +114,12 @@ listen = ""
                 except subprocess.TimeoutExpired:
                     bot.kill()
             posts = len(slack.posts)
+            charts = len(slack.uploads)
+            digests = _digests(tmp)
     print(
         f"flowbot run peak RSS: {peak:.0f} MB ({count} symbols, a 6.5 h session at {speed:g}x, "
-        f"{requests} requests, {posts} Slack posts)"
+        f"{requests} requests, {posts} Slack posts, {charts} chart upload(s), "
+        f"{digests} digest file(s))"
     )
     return peak
 

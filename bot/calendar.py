@@ -1,8 +1,11 @@
 """The exchange trading calendar (NYSE by default): sessions, early closes, when a recap is due.
 
-Built on ``exchange_calendars``. Every method takes and returns *aware* datetimes; instants are
-UTC (``*_utc``) unless a name says New York (``*_ny``). A naive datetime is rejected, because
-guessing its zone is how a recap ends up an hour late after a DST change.
+Built on ``exchange_calendars``, which is run in a short-lived child process
+(``python -m bot.calendar``): it hands back the session table as plain dates and times, so
+pandas and exchange_calendars (about 50 MB) never load into the long-running bot. Every method
+takes and returns *aware* datetimes; instants are UTC (``*_utc``) unless a name says New York
+(``*_ny``). A naive datetime is rejected, because guessing its zone is how a recap ends up an
+hour late after a DST change.
 
 Config keys that drive the callers (read by the scheduler, not here):
 ``[recap] enabled, delay_minutes`` and ``[digest] enabled, at = "16:30", weekly_on``.
@@ -11,15 +14,21 @@ Config keys that drive the callers (read by the scheduler, not here):
 from __future__ import annotations
 
 import bisect
+import json
+import subprocess
+import sys
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
+from bot.child import child_command
+
 __all__ = [
     "NEW_YORK",
     "WEEKDAYS",
+    "CalendarError",
     "CalendarRangeError",
     "Session",
     "TradingCalendar",
@@ -33,6 +42,15 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 class CalendarRangeError(ValueError):
     """A date or instant outside the range the calendar was built for (``start``..``end``)."""
+
+
+class CalendarError(ValueError):
+    """``exchange_calendars`` refused the request (an unknown exchange code, a range outside
+    the exchange's data); ``str()`` carries its message."""
+
+
+CHILD_TIMEOUT_SECONDS = 120.0
+"""How long the child process building a session table may take (it needs about 1 s)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,28 +89,55 @@ def _utc(now: datetime) -> datetime:
     return now.astimezone(UTC)
 
 
-@cache
-def _load_sessions(exchange: str, start: date, end: date) -> tuple[Session, ...]:
-    # Building an exchange calendar takes ~0.5 s; one process asks for the same range again and
-    # again (scheduler, CLI, tests), hence the cache. Sessions are immutable, so sharing is safe.
+def _session_rows(exchange: str, start: date, end: date) -> list[list[object]]:
+    """The session table of ``exchange`` over ``start..end`` straight from exchange_calendars:
+    one ``[date, open UTC, close UTC, early close]`` row per session (ISO text and a bool).
+    Runs in the child process; raises what exchange_calendars raises."""
     with warnings.catch_warnings():
         # exchange_calendars 4.13 trips a pandas 3 deprecation internally; not ours to fix.
         warnings.filterwarnings("ignore", message="Series.values returning")
-        # Imported here: exchange_calendars (with pandas) costs ~0.4 s, paid only when a
-        # calendar is first needed, not by every command's start-up.
         import exchange_calendars as xcals
 
         cal = xcals.get_calendar(exchange, start=start.isoformat(), end=end.isoformat())
     early = {ts.date() for ts in cal.early_closes}
     sched = cal.schedule
+    return [
+        [
+            day.date().isoformat(),
+            opened.to_pydatetime().astimezone(UTC).isoformat(),
+            closed.to_pydatetime().astimezone(UTC).isoformat(),
+            day.date() in early,
+        ]
+        for day, opened, closed in zip(sched.index, sched["open"], sched["close"], strict=True)
+    ]
+
+
+@cache
+def _load_sessions(exchange: str, start: date, end: date) -> tuple[Session, ...]:
+    # Building an exchange calendar takes ~0.5 s and exchange_calendars with pandas ~50 MB, so
+    # a child process builds it (this process never imports them) and one process asks for a
+    # range once (scheduler, CLI, tests share it). Sessions are immutable: sharing is safe.
+    argv, env = child_command("bot.calendar", exchange, start.isoformat(), end.isoformat())
+    try:
+        done = subprocess.run(
+            argv, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT_SECONDS
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RuntimeError(f"{exchange} calendar {start}..{end}: child process: {exc}") from None
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        if done.returncode == 2 and lines:
+            raise CalendarError(f"{exchange} calendar {start}..{end}: {lines[-1]}")
+        tail = lines[-1] if lines else f"exit status {done.returncode}"
+        raise RuntimeError(f"{exchange} calendar {start}..{end}: child process failed: {tail}")
     return tuple(
         Session(
-            date=day.date(),
-            open_utc=opened.to_pydatetime().astimezone(UTC),
-            close_utc=closed.to_pydatetime().astimezone(UTC),
-            early_close=day.date() in early,
+            date=date.fromisoformat(day),
+            open_utc=datetime.fromisoformat(opened),
+            close_utc=datetime.fromisoformat(closed),
+            early_close=early,
         )
-        for day, opened, closed in zip(sched.index, sched["open"], sched["close"], strict=True)
+        for day, opened, closed, early in json.loads(done.stdout)
     )
 
 
@@ -104,7 +149,9 @@ class TradingCalendar:
     today, because the library's own default stops a year ahead and a long-running bot would
     silently run out of sessions. Methods asked about dates outside the range raise
     :class:`CalendarRangeError`; rebuild the calendar (e.g. daily) to slide the window.
-    Construction is cached per (exchange, start, end).
+    Construction is cached per (exchange, start, end); the first one of a range runs a child
+    process for about 1 s. Raises :class:`CalendarError` when exchange_calendars refuses the
+    exchange or the range, ``RuntimeError`` when the child process cannot run.
     """
 
     def __init__(
@@ -234,3 +281,22 @@ class TradingCalendar:
         lo = bisect.bisect_left(self._dates, first)
         hi = bisect.bisect_right(self._dates, last)
         return list(self._sessions[lo:hi])
+
+
+def _child(argv: list[str]) -> int:
+    """``python -m bot.calendar EXCHANGE START END``: print the session table as JSON (see
+    :func:`_session_rows`); exit 2 with the message on stderr when exchange_calendars refuses."""
+    from exchange_calendars.errors import CalendarError as Refused
+
+    exchange, start, end = argv
+    try:
+        rows = _session_rows(exchange, date.fromisoformat(start), date.fromisoformat(end))
+    except (Refused, ValueError) as exc:  # an unknown code, a range outside the data
+        print(f"{type(exc).__name__}: {exc}".replace("\n", " "), file=sys.stderr)
+        return 2
+    json.dump(rows, sys.stdout, separators=(",", ":"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1:]))

@@ -3,28 +3,49 @@
 Drawn with matplotlib's object API (``Figure`` + the Agg canvas), never ``pyplot``: pyplot keeps
 a global figure registry that leaks memory and is not safe across scheduler threads. Because the
 canvas is Agg explicitly, the process-wide backend (``matplotlib.use``) is left alone.
+
+The bot draws in a short-lived child process (:func:`render_chart_in_child`, which runs
+``python -m bot.chart``): matplotlib (~30 MB, and as much again while drawing) never loads into
+``flowbot run``. The child gets only the series to draw, never the responses.
 """
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import io
+import json
+import sys
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from bot.api.models import CumulativeFlow
 from bot.calendar import Session
+from bot.child import child_command
+
+if TYPE_CHECKING:
+    from bot.api.models import CumulativeFlow
 
 __all__ = [
     "BUYER_COLORS",
+    "CHILD_TIMEOUT_SECONDS",
     "MAX_LINES",
     "SELLER_COLORS",
+    "Series",
     "flip_points",
     "line_colors",
+    "render_chart_in_child",
     "render_cumulative_chart",
+    "render_series_chart",
     "session_series",
 ]
+
+Series = tuple[list[datetime], list[float]]
+"""One symbol's line: UTC times and the cumulative net option flow (contracts) at each."""
+
+CHILD_TIMEOUT_SECONDS = 120.0
+"""How long the child process drawing a chart may take (it needs 1-2 s)."""
 
 MAX_LINES = 10
 """Lines drawn at most: beyond ~10 a chart at Slack preview size stops being readable, so the
@@ -68,7 +89,7 @@ def flip_points(
     return marks
 
 
-def session_series(flow: CumulativeFlow, session: Session) -> tuple[list[datetime], list[float]]:
+def session_series(flow: CumulativeFlow, session: Session) -> Series:
     """The cumulative net option flow of ``flow`` over ``session``: (UTC times, contracts).
 
     Rebuilt as the running sum of each minute's ``net_volume`` from the session open, so the
@@ -117,10 +138,24 @@ def render_cumulative_chart(
     - No usable points (empty ``flows`` or none inside the session) → a chart that says
       "No flow data" instead of an exception.
 
-    Returns a PNG (1200 × 672 px). Thread-safe: nothing global is touched.
+    Returns a PNG (1200 × 672 px). Thread-safe: nothing global is touched. Draws in this
+    process (matplotlib is imported here); the bot uses :func:`render_chart_in_child`.
     """
-    tz = timezone if isinstance(timezone, ZoneInfo) else ZoneInfo(timezone)
     series = {symbol: session_series(flow, session) for symbol, flow in flows.items()}
+    return render_series_chart(series, session, timezone, max_lines=max_lines, flips=flips)
+
+
+def render_series_chart(
+    series: Mapping[str, Series],
+    session: Session,
+    timezone: str | ZoneInfo = "America/New_York",
+    *,
+    max_lines: int = MAX_LINES,
+    flips: Mapping[str, Sequence[datetime]] | None = None,
+) -> bytes:
+    """:func:`render_cumulative_chart` from lines already cut to the session
+    (:func:`session_series` per symbol; an empty line counts as no data). Returns the PNG."""
+    tz = timezone if isinstance(timezone, ZoneInfo) else ZoneInfo(timezone)
     series = {s: tv for s, tv in series.items() if tv[0]}
     ranked = sorted(series.items(), key=lambda kv: abs(kv[1][1][-1]), reverse=True)
     shown, hidden = ranked[:max_lines], len(ranked) - min(len(ranked), max_lines)
@@ -210,3 +245,91 @@ def render_cumulative_chart(
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=_DPI, facecolor="white")
     return buf.getvalue()
+
+
+def _encode(
+    series: Mapping[str, Series],
+    session: Session,
+    timezone: str,
+    max_lines: int,
+    flips: Mapping[str, Sequence[datetime]],
+) -> bytes:
+    """The child's input: JSON with times as UTC Unix seconds."""
+    return json.dumps(
+        {
+            "session": [
+                session.date.isoformat(),
+                session.open_utc.timestamp(),
+                session.close_utc.timestamp(),
+                session.early_close,
+            ],
+            "timezone": timezone,
+            "max_lines": max_lines,
+            "series": {s: [[t.timestamp() for t in ts], vs] for s, (ts, vs) in series.items()},
+            "flips": {s: [t.timestamp() for t in ts] for s, ts in flips.items()},
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def _decode(data: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of :func:`render_series_chart` from :func:`_encode`'s JSON."""
+
+    def utc(stamp: float) -> datetime:
+        return datetime.fromtimestamp(stamp, UTC)
+
+    day, opened, closed, early = data["session"]
+    return {
+        "series": {
+            s: ([utc(t) for t in ts], [float(v) for v in vs])
+            for s, (ts, vs) in data["series"].items()
+        },
+        "session": Session(date.fromisoformat(day), utc(opened), utc(closed), early),
+        "timezone": data["timezone"],
+        "max_lines": data["max_lines"],
+        "flips": {s: [utc(t) for t in ts] for s, ts in data["flips"].items()},
+    }
+
+
+async def render_chart_in_child(
+    series: Mapping[str, Series],
+    session: Session,
+    timezone: str = "America/New_York",
+    *,
+    max_lines: int = MAX_LINES,
+    flips: Mapping[str, Sequence[datetime]] | None = None,
+) -> bytes:
+    """:func:`render_series_chart` in a child process (``python -m bot.chart``), awaited
+    without blocking the event loop; the PNG bytes. ``timezone`` is an IANA name.
+
+    Raises ``RuntimeError`` (with the child's last line of error output) when the child fails
+    or takes longer than :data:`CHILD_TIMEOUT_SECONDS`."""
+    data = _encode(series, session, timezone, max_lines, flips or {})
+    argv, env = child_command("bot.chart")
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        png, err = await asyncio.wait_for(proc.communicate(data), CHILD_TIMEOUT_SECONDS)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise RuntimeError(f"chart: no PNG after {CHILD_TIMEOUT_SECONDS:g} s") from None
+    except BaseException:  # cancelled (a stop): leave no child behind
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    if proc.returncode != 0 or not png.startswith(b"\x89PNG"):
+        lines = err.decode(errors="replace").strip().splitlines()
+        why = lines[-1] if lines else f"exit status {proc.returncode}"
+        raise RuntimeError(f"chart: the child process failed: {why}")
+    return png
+
+
+if __name__ == "__main__":
+    sys.stdout.buffer.write(render_series_chart(**_decode(json.load(sys.stdin.buffer))))

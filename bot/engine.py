@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -300,7 +300,7 @@ class Engine:
                 alerts=result.alerts,
                 messages=result.messages,
             )
-            self._market = current
+            self._market = _without_series(current)
             self._memory.update(result.memory)
         for decision in result.decisions:
             self.metrics.alerts.labels(decision.event.rule, decision.reason.value).inc()
@@ -345,7 +345,7 @@ class Engine:
         if self._session != session:
             self._session = session
             stored = self.store.snapshots(session)
-            self._market = snapshot_from_rows(stored)
+            self._market = _without_series(snapshot_from_rows(stored))
             self._memory = memory_from_rows(stored)
             self.auto.load(stored)
         return self._market
@@ -386,6 +386,14 @@ class Engine:
         running = [t for t in self._running if t is not asyncio.current_task()]
         if running:
             await asyncio.gather(*running, return_exceptions=True)
+
+
+def _without_series(market: MarketSnapshot) -> MarketSnapshot:
+    """``market`` without its cumulative series, as kept between ticks. Only the tick that
+    fetched a series reads it (flow_inflection takes every series it is given as new, and keeps
+    its own state in its memory); kept, 50 symbols x 390 minutes of points would sit in memory
+    all day, and twice over while the next ones are fetched."""
+    return replace(market, cumulative={}) if market.cumulative else market
 
 
 def utcnow() -> datetime:

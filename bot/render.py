@@ -25,20 +25,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
-
-from jinja2 import (
-    ChoiceLoader,
-    Environment,
-    FileSystemLoader,
-    StrictUndefined,
-    TemplateSyntaxError,
-)
 
 import bot
 from bot.escape import finish, markdown_link, plain_link, slack_link, to_markdown, to_mrkdwn
 from bot.events import Dialect, Event, Message
+
+if TYPE_CHECKING:
+    from jinja2 import BaseLoader, Environment
 
 __all__ = [
     "MAX_BLOCKS",
@@ -258,6 +253,8 @@ def assemble(rendered: str) -> tuple[str, list[dict[str, Any]]]:
         match = _MARKER.match(line)
         if match:
             if match.group(1) not in _MARKERS:
+                from jinja2 import TemplateSyntaxError
+
                 raise TemplateSyntaxError(f"unknown block marker {line!r}", lineno)
             parts.append((match.group(1), []))
         elif parts:
@@ -333,29 +330,43 @@ class Renderer:
 
     Undefined names raise :class:`jinja2.UndefinedError` (StrictUndefined), so a typo in a
     template fails loudly in tests instead of rendering blank.
+
+    Jinja is imported and its environments are made on the first render, not here: a run
+    that raises nothing (``flowbot once`` on a quiet market) never loads it.
     """
 
     def __init__(self, override_dir: Path | None = None, timezone: str = "America/New_York"):
         self.override_dir = override_dir
         self.templates_dir = packaged_templates_dir()
         self.zone = ZoneInfo(timezone)
-        search = [str(p) for p in (override_dir, self.templates_dir) if p is not None]
-        loader = ChoiceLoader([FileSystemLoader(path) for path in search])
-        self._slack = self._environment(loader, autoescape=True, finalize=to_mrkdwn)
-        self._slack.filters["link"] = slack_link
-        markdown = self._environment(loader, autoescape=True, finalize=to_markdown)
-        markdown.filters["link"] = markdown_link
-        plain = self._environment(loader, autoescape=True, finalize=to_markdown)
-        plain.filters["link"] = plain_link
-        self._dialects = {
-            Dialect.SLACK: self._slack,
-            Dialect.MARKDOWN: markdown,
-            Dialect.PLAIN: plain,
-        }
-        self._email_text = self._environment(loader, autoescape=False, finalize=_blank_none)
-        self._email_html = self._environment(loader, autoescape=True, finalize=_blank_none)
+        self._environments: dict[str, Environment] = {}
 
-    def _environment(self, loader: ChoiceLoader, *, autoescape: bool, finalize: Any) -> Environment:
+    def _env(self, name: str) -> Environment:
+        """The Jinja environment ``name`` (a :class:`Dialect` value, ``email_text`` or
+        ``email_html``), every one made on the first call."""
+        if not self._environments:
+            from jinja2 import ChoiceLoader, FileSystemLoader
+
+            search = [str(p) for p in (self.override_dir, self.templates_dir) if p is not None]
+            loader = ChoiceLoader([FileSystemLoader(path) for path in search])
+            slack = self._environment(loader, autoescape=True, finalize=to_mrkdwn)
+            slack.filters["link"] = slack_link
+            markdown = self._environment(loader, autoescape=True, finalize=to_markdown)
+            markdown.filters["link"] = markdown_link
+            plain = self._environment(loader, autoescape=True, finalize=to_markdown)
+            plain.filters["link"] = plain_link
+            self._environments = {
+                Dialect.SLACK.value: slack,
+                Dialect.MARKDOWN.value: markdown,
+                Dialect.PLAIN.value: plain,
+                "email_text": self._environment(loader, autoescape=False, finalize=_blank_none),
+                "email_html": self._environment(loader, autoescape=True, finalize=_blank_none),
+            }
+        return self._environments[name]
+
+    def _environment(self, loader: BaseLoader, *, autoescape: bool, finalize: Any) -> Environment:
+        from jinja2 import Environment, StrictUndefined
+
         env = Environment(
             loader=loader,
             autoescape=autoescape,
@@ -409,8 +420,8 @@ class Renderer:
     def email(self, name: str, **context: Any) -> tuple[str, str]:
         """Render ``email/<name>.txt.j2`` (no escaping) and ``email/<name>.html.j2`` (HTML
         autoescape on) with ``context``; returns ``(text, html)``."""
-        text = self._email_text.get_template(f"email/{name}.txt.j2").render(context)
-        html = self._email_html.get_template(f"email/{name}.html.j2").render(context)
+        text = self._env("email_text").get_template(f"email/{name}.txt.j2").render(context)
+        html = self._env("email_html").get_template(f"email/{name}.html.j2").render(context)
         return text, html
 
     def _render_slack(
@@ -421,8 +432,7 @@ class Renderer:
         *,
         finished: bool = True,
     ) -> Message:
-        env = self._dialects[dialect]
-        rendered = env.get_template(f"slack/{name}.j2").render(context)
+        rendered = self._env(dialect.value).get_template(f"slack/{name}.j2").render(context)
         text, blocks = assemble(rendered)
         if dialect is not Dialect.SLACK and finished:
             text, blocks = finish(text, dialect), [_finish_block(b, dialect) for b in blocks]

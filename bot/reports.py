@@ -14,17 +14,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from pathlib import Path
 
 from bot.api.errors import ApiError
-from bot.api.models import (
-    CumulativeFlow,
-)
 from bot.app import Bot
 from bot.autowatch import auto_from_rows
 from bot.calendar import Session, TradingCalendar
-from bot.chart import render_cumulative_chart
+from bot.chart import Series, render_chart_in_child, session_series
 from bot.deliver.base import FileUpload
 from bot.deliver.email import CHART_SRC, build_digest_message, digest_subject, write_digest_files
 from bot.events import Category
@@ -45,6 +41,9 @@ __all__ = [
 
 log = logging.getLogger("flowbot.reports")
 
+_NOT_IN_RECAP = frozenset({"cumulative"})
+"""Stored sources the recap does not read (the chart fetches its own series)."""
+
 
 async def build_session_recap(
     bot: Bot, session: Session, sessions: Sequence[Session] = ()
@@ -53,13 +52,27 @@ async def build_session_recap(
     when the chart is off, the plan lacks the Alpha cumulative endpoint, or no data came).
     ``sessions`` (a weekly digest): every session covered, their alerts included; the boards,
     the watchlist and the chart are ``session``'s."""
+    recap = _recap(bot, session, sessions)
+    # The chart after the recap: the stored rows and their models are garbage by then, so the
+    # chart's fetch does not add to them at the peak.
+    chart = await _chart(bot, session) if bot.settings.recap.chart else None
+    return recap, chart
+
+
+def _recap(bot: Bot, session: Session, sessions: Sequence[Session]) -> Recap:
     settings = bot.settings
     day = session.date.isoformat()
-    rows = bot.store.snapshots_as_of(day, until=session.close_utc)
+    # The per-minute cumulative series (flow_inflection's source) is not in the recap: its
+    # rows are the largest (50 symbols x 390 points) and are dropped before any is parsed.
+    rows = [
+        r
+        for r in bot.store.snapshots_as_of(day, until=session.close_utc)
+        if r.source not in _NOT_IN_RECAP
+    ]
     market = snapshot_from_rows(rows)
     top_n = settings.rule_config("top_n", TopNConfig)
     days = sorted({day, *(s.date.isoformat() for s in sessions)})
-    recap = build_recap(
+    return build_recap(
         session,
         sessions=sessions,
         alerts=[a for d in days for a in bot.store.alerts(d)],
@@ -71,8 +84,6 @@ async def build_session_recap(
         top_n=top_n.options_n,
         auto=auto_from_rows(rows),
     )
-    chart = await _chart(bot, session) if settings.recap.chart else None
-    return recap, chart
 
 
 async def _chart(bot: Bot, session: Session) -> bytes | None:
@@ -81,29 +92,28 @@ async def _chart(bot: Bot, session: Session) -> bytes | None:
     # The window must reach back to the open from whenever the recap is built (maybe later).
     minutes = min(10080, session.minutes + 24 * 60)
     symbols = bot.settings.watchlist.symbols
-    results = await asyncio.gather(
-        *(bot.client.cumulative(s, minutes) for s in symbols), return_exceptions=True
-    )
-    flows: dict[str, CumulativeFlow] = {}
+
+    async def line(symbol: str) -> Series:
+        # Cut to the session's line as soon as it arrives: a whole response (a day and a half
+        # of minute points, as models) is ~1 MB, and 50 of them at once would stay in the heap.
+        return session_series(await bot.client.cumulative(symbol, minutes), session)
+
+    results = await asyncio.gather(*(line(s) for s in symbols), return_exceptions=True)
+    series: dict[str, Series] = {}
     for symbol, result in zip(symbols, results, strict=True):
         if isinstance(result, ApiError):
             log.warning("cumulative %s: %s; left out of the chart", symbol, result)
         elif isinstance(result, BaseException):
             raise result
         else:
-            flows[symbol] = result
-    if not flows:
+            series[symbol] = result
+    if not series:
         return None
     flips: dict[str, list[datetime]] = {}
     for a in bot.store.alerts(session.date.isoformat()):
         if a.kind == "regime_flip":
             flips.setdefault(a.symbol, []).append(a.occurred_at)
-    return await asyncio.to_thread(
-        partial(render_cumulative_chart, flips=flips),
-        flows,
-        session,
-        bot.settings.schedule.timezone,
-    )
+    return await render_chart_in_child(series, session, bot.settings.schedule.timezone, flips=flips)
 
 
 async def send_recap(bot: Bot, session: Session, now: datetime, *, key_suffix: str = "") -> bool:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, date, datetime, time
+from pathlib import Path
 
 import pytest
 
-from bot.calendar import NEW_YORK, CalendarRangeError, Session, TradingCalendar
+from bot.calendar import NEW_YORK, CalendarError, CalendarRangeError, Session, TradingCalendar
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -209,3 +214,25 @@ def test_sessions_between(cal):
     """sessions_between lists the week's sessions, skipping the holiday."""
     days = [s.date for s in cal.sessions_between(date(2026, 11, 23), date(2026, 11, 29))]
     assert days == [date(2026, 11, d) for d in (23, 24, 25, 27)]
+
+
+def test_sessions_come_from_a_child_process():
+    """Building a calendar leaves pandas and exchange_calendars out of this process."""
+    code = (
+        "import sys\n"
+        "from datetime import date\n"
+        "from bot.calendar import TradingCalendar\n"
+        "c = TradingCalendar(start=date(2026, 1, 1), end=date(2026, 12, 31))\n"
+        "assert c.session_for(date(2026, 11, 27)).early_close\n"
+        "print(sorted({'pandas', 'exchange_calendars'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_unknown_exchange():
+    """An exchange code exchange_calendars does not know raises CalendarError naming it."""
+    with pytest.raises(CalendarError, match="XXXX"):
+        TradingCalendar("XXXX", start=date(2026, 1, 1), end=date(2026, 12, 31))

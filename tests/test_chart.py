@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
@@ -10,7 +11,13 @@ import pytest
 
 from bot.api.models import CumulativeFlow
 from bot.calendar import Session, TradingCalendar
-from bot.chart import flip_points, line_colors, render_cumulative_chart, session_series
+from bot.chart import (
+    flip_points,
+    line_colors,
+    render_chart_in_child,
+    render_cumulative_chart,
+    session_series,
+)
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +141,20 @@ def test_chart_with_flips_renders(session):
         flips={"SPY": [session.open_utc + timedelta(minutes=30)], "ZZZ": [session.open_utc]},
     )
     assert png_size(png) == (1200, 672)
+
+
+def test_child_process_draws_the_same_chart(session):
+    """The bot's path (series cut here, drawn by ``python -m bot.chart``) gives the PNG the
+    in-process renderer gives."""
+    flows = {"SPY": flow("SPY", session, -30, 400, 10.0), "QQQ": flow("QQQ", session, 0, 200, -3.0)}
+    flips = {"SPY": [session.open_utc + timedelta(minutes=30)]}
+    series = {s: session_series(f, session) for s, f in flows.items()}
+    png = asyncio.run(render_chart_in_child(series, session, flips=flips))
+    assert png_size(png) == (1200, 672)
+    assert png == render_cumulative_chart(flows, session, flips=flips)
+
+
+def test_child_process_failure_raises(session):
+    """A child that cannot draw (an unknown timezone) raises RuntimeError with its reason."""
+    with pytest.raises(RuntimeError, match=r"chart: the child process failed: .*Mars/Olympus"):
+        asyncio.run(render_chart_in_child({}, session, "Mars/Olympus"))

@@ -17,6 +17,7 @@ from bot.api.errors import (
     TierRestricted,
     Unavailable,
 )
+from bot.api.models import CumulativeFlow
 
 KEY = "fa-secret-key-123"
 ERRORS = {
@@ -144,3 +145,34 @@ async def test_leaderboard_params_and_rate_limit_headers():
         await client.options_leaderboard(5, 120)
     assert seen == {"n": "5", "windowMinutes": "120"}
     assert client.rate_limit.limit is None and client.rate_limit.remaining == 42
+
+
+def test_models_share_their_set_of_given_fields():
+    """Models whose bodies gave the same fields share one set (memory: a cumulative body has
+    hundreds of points); each still reports exactly what its own body gave, and a copy with
+    an update changes only the copy's."""
+    flow = CumulativeFlow.model_validate(
+        {
+            "symbol": "spy",
+            "points": [
+                {"ts": "2026-06-05T13:30:00Z", "netVolume": 5, "cumulative": 5, "vwap": 1.5},
+                {"ts": "2026-06-05T13:31:00Z", "netVolume": 2, "cumulative": 7, "vwap": 1.6},
+                {"ts": "2026-06-05T13:32:00Z", "netVolume": 1},
+            ],
+        }
+    )
+    first, second, third = flow.points
+    assert first.model_fields_set is second.model_fields_set
+    assert third.model_fields_set == {"ts", "net_volume"}
+    copied = first.model_copy(update={"vwap": 9.0, "trade_count": 3})
+    assert "trade_count" in copied.model_fields_set
+    assert (
+        first.model_fields_set
+        == second.model_fields_set
+        == {
+            "ts",
+            "net_volume",
+            "cumulative",
+            "vwap",
+        }
+    )

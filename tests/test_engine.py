@@ -229,3 +229,16 @@ async def test_bad_key_stops_polling_and_unknown_symbol_is_dropped(
     await tick(bot, at(sandbox, "10:03"))
     await bot.aclose()
     assert first == 1 and sandbox.request_count("/v1/flow/summary/ZZZZ") == 1
+
+
+async def test_cumulative_series_are_not_kept_between_ticks(sandbox, slack, tmp_path):
+    """Only the tick that fetched the cumulative series reads them: the engine keeps none
+    afterwards (50 symbols x 390 minutes of points would stay all day), and the ticks after it
+    raise no flow_inflection event from them."""
+    bot = make_bot(sandbox, slack, tmp_path / "state.sqlite3")
+    report = await bot.engine.poll_cumulative(at(sandbox, "15:30"))
+    assert report.fetched == 2
+    assert bot.engine._market.cumulative == {}
+    later = await bot.engine.poll_symbols(at(sandbox, "15:31"))
+    await bot.aclose()
+    assert not [e for e in later.events if e.rule == "flow_inflection"]

@@ -28,11 +28,11 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from bot.recap import Recap
-from bot.render import Renderer
-
 if TYPE_CHECKING:
     import css_inline
+
+    from bot.recap import Recap
+    from bot.render import Renderer
 
 __all__ = [
     "CHART_CONTENT_ID",
