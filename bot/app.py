@@ -206,9 +206,9 @@ class Bot:
 
 @cache
 def _trading_calendar(today: date) -> TradingCalendar:
-    """The XNYS calendar around ``today``, built once per day and process (exchange_calendars
-    and pandas, ~0.5 s, are imported on the first commit that needs a close, not at start-up;
-    the scheduler's own calendar comes from the same cached sessions)."""
+    """The XNYS calendar around ``today``, built once per day and process, on the first commit
+    that needs a close (exchange_calendars runs in a short-lived child process, ~0.9 s, see
+    :mod:`bot.calendar`; the scheduler's own calendar comes from the same cached sessions)."""
     from bot.calendar import TradingCalendar
 
     return TradingCalendar()

@@ -279,8 +279,9 @@ class Store:
         )
         query = _HISTORY.join(last, history.c.id == last.c.id).order_by(history.c.id)
         with self.engine.connect() as conn:
-            cache: dict[int, bytes] = {}
-            return [self._history_row(conn, r, cache) for r in conn.execute(query)]
+            # A cache per row (one row per key here): a shared one would keep every key's
+            # chain of decoded payloads, up to KEYFRAME_EVERY each, until the last row.
+            return [self._history_row(conn, r, {}) for r in conn.execute(query)]
 
     def history(self, session: str) -> list[SnapshotRow]:
         """Every stored response of ``session`` (each distinct payload once, with the UTC time
