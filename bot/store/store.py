@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -393,12 +393,15 @@ class Store:
         latest: list[dict[str, Any]] = []
         for row in rows:
             payload = json.dumps(row.payload, sort_keys=True, separators=(",", ":"), default=str)
-            now = current.get((row.source, row.key))
-            same_session = now is not None and now.session == row.session
-            if now is not None and same_session and now.payload == payload:
+            previous = current.get((row.source, row.key))
+            if previous is not None and previous.session != row.session:
+                previous = None  # a new session starts a new chain
+            if previous is not None and previous.payload == payload:
                 continue
-            chained = same_session and now is not None and now.hist_id is not None
-            previous = now if chained and now is not None and now.chain < KEYFRAME_EVERY else None
+            if previous is not None and (
+                previous.hist_id is None or previous.chain >= KEYFRAME_EVERY
+            ):
+                previous = None  # a keyframe
             data = payload.encode()
             if previous is not None:
                 z = codec.pack(data, str(previous.payload).encode())
@@ -688,13 +691,8 @@ class Store:
                 .where(outbox.c.id == row.id)
                 .values(claimed_by=owner, claimed_until=until)
             )
-        item = _outbox_item(row)
-        return OutboxItem(
-            **{
-                **{f: getattr(item, f) for f in OutboxItem.__slots__},
-                "claimed_by": owner,
-                "claimed_until": datetime.fromisoformat(until),
-            }
+        return replace(
+            _outbox_item(row), claimed_by=owner, claimed_until=datetime.fromisoformat(until)
         )
 
     def extend_claim(self, item_id: int, *, owner: str, until: datetime) -> bool:
