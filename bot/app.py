@@ -252,6 +252,7 @@ def build_bot(
         key,
         timeout=settings.flashalpha.timeout_seconds,
         max_concurrency=settings.flashalpha.max_concurrency,
+        max_requests_per_second=settings.flashalpha.max_requests_per_second,
         retries=settings.flashalpha.retries,
     )
     password = secrets.pgpassword.get_secret_value() if secrets.pgpassword else None

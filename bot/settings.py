@@ -71,6 +71,7 @@ class FlashAlphaSettings(_Section):
     plan: Literal["free", "basic", "growth", "alpha"] = "growth"
     timeout_seconds: float = Field(10.0, gt=0)
     max_concurrency: int = Field(64, ge=1, le=256)
+    max_requests_per_second: float | None = Field(None, gt=0)
     retries: int = Field(2, ge=0, le=10)
     stale_after_seconds: int = Field(300, ge=0)
     failing_after_polls: int = Field(3, ge=1)

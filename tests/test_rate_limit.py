@@ -3,6 +3,7 @@ the client paces itself through it: a 200-symbol cycle loses no poll."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from pathlib import Path
 
@@ -40,10 +41,11 @@ def test_sandbox_refuses_over_the_limit_with_retry_after() -> None:
     assert remaining == 2500 - (6 - len(refused))
 
 
-async def test_cycle_of_200_symbols_at_100_per_second_loses_no_poll(tmp_path: Path) -> None:
-    """400 requests against a 100 req/s limit: 429s are waited out and sent again, so every
-    poll succeeds and none is reported failed."""
-    with Sandbox(scenario=SCENARIO, speed=0, rate_limit=100) as sandbox:
+async def test_unadvertised_limit_loses_no_poll_and_is_learnt(tmp_path: Path) -> None:
+    """400 requests against a 100 req/s limit the API does not advertise: the first 429s are
+    waited out and sent again, so every poll succeeds and none is reported failed, and the
+    rate accepted before the first 429 becomes the pace (90 % of it)."""
+    with Sandbox(scenario=SCENARIO, speed=0, rate_limit=100, rate_limit_policy=False) as sandbox:
         settings = load_settings(
             None,
             flashalpha={"base_url": sandbox.base_url, "plan": "growth"},
@@ -65,7 +67,37 @@ async def test_cycle_of_200_symbols_at_100_per_second_loses_no_poll(tmp_path: Pa
         assert sandbox.limiter.refused > 0  # the limit was really hit
     assert (report.fetched, report.failed) == (400, 0)
     assert bot.client.throttled > 0
-    assert bot.client.concurrency.limit < 64  # the 429s pulled concurrency down
+    rate = bot.client.pacer.rate
+    assert rate is not None and rate.source == "learned"
+    assert 0 < rate.per_second <= 100
+
+
+async def test_advertised_limit_is_never_exceeded() -> None:
+    """The same 400 requests against a 100 req/s limit the sandbox advertises in
+    ``RateLimit-Policy``: the client paces itself below it and draws no 429 at all."""
+    with Sandbox(scenario=SCENARIO, speed=0, rate_limit=100) as sandbox:
+        async with FlashAlphaClient(sandbox.base_url, "sandbox-alpha") as client:
+            await asyncio.gather(
+                *(client.flow_summary(s) for s in SYMBOLS),
+                *(client.flow_anomaly(s) for s in SYMBOLS),
+            )
+        statuses = [r.status for r in sandbox.request_log.snapshot()]
+    assert statuses.count(200) == 400 and 429 not in statuses
+    assert sandbox.limiter.refused == 0 and client.throttled == 0
+    assert str(client.pacer.rate) == "90 per 1 s (advertised)"
+
+
+async def test_configured_rate_paces_from_the_first_request() -> None:
+    """``max_requests_per_second = 20``: 60 requests take about three seconds (no more than
+    20 leave in any one second) and the API, limiting at 25 without saying so, refuses none."""
+    with Sandbox(scenario=SCENARIO, speed=0, rate_limit=25, rate_limit_policy=False) as sandbox:
+        async with FlashAlphaClient(
+            sandbox.base_url, "sandbox-alpha", max_requests_per_second=20
+        ) as client:
+            await asyncio.gather(*(client.flow_summary(s) for s in SYMBOLS[:60]))
+        walls = sorted(r.wall for r in sandbox.request_log.snapshot())
+    assert sandbox.limiter.refused == 0
+    assert walls[-1] - walls[0] >= 2.0  # 60 at 20 per second: the last leaves after 2 s
 
 
 async def test_a_long_retry_after_is_the_daily_quota_and_raises() -> None:

@@ -49,6 +49,11 @@ BAD = [
     ("unknown metric", "[rules.top_n]\nzero_dte_metrics = ['vibes']", "unknown metric 'vibes'"),
     ("bad timezone", "[schedule]\ntimezone = 'Mars/Olympus'", "unknown timezone 'Mars/Olympus'"),
     ("unknown plan", "[flashalpha]\nplan = 'platinum'", "[flashalpha.plan]"),
+    (
+        "zero request rate",
+        "[flashalpha]\nmax_requests_per_second = 0",
+        "[flashalpha.max_requests_per_second]",
+    ),
     ("secret in the file", "[slack]\ntoken = 'xoxb-123'", "[slack.token]: unknown key"),
     ("broken TOML", "[watchlist\n", "not valid TOML"),
     (

@@ -37,6 +37,7 @@ from bot.api.models import (
     StrikeFlow,
     ZeroDteLeaderboard,
 )
+from bot.api.pacer import RatePacer
 from bot.api.transport import AdaptiveTransport
 from bot.cadence import stamp_of
 
@@ -66,9 +67,12 @@ class FlashAlphaClient:
     ``base_url`` is ``https://lab.flashalpha.com`` or the sandbox's URL; ``api_key`` is sent as
     ``X-Api-Key`` and appears in no message. Requests in flight adapt (:class:`AimdLimit`,
     ``self.concurrency``): from ``initial_concurrency`` up to ``max_concurrency``, halved on a
-    429, reduced when latency climbs. Each request has ``timeout`` seconds. A 429 whose
-    ``Retry-After`` is at most ``max_pace_seconds`` is a rate limit, not the daily quota: every
-    request pauses that long and this one is sent again (counted in ``throttled``). 5xx,
+    429, reduced when latency climbs. Requests are sent no faster than ``self.pacer`` allows:
+    ``max_requests_per_second`` when given, else the rate the API advertises in
+    ``RateLimit-Policy`` or the one learnt from its first short 429 (:mod:`bot.api.pacer`).
+    Each request has ``timeout`` seconds. A 429 whose ``Retry-After`` is at most
+    ``max_pace_seconds`` is a rate limit, not the daily quota: every request pauses that long
+    and this one is sent again (counted in ``throttled``). 5xx,
     timeouts, network errors and malformed bodies are retried ``retries`` times with
     exponential backoff inside the call, then raise :class:`Unavailable` /
     :class:`MalformedResponse`. Other statuses raise at once (:class:`AuthError`,
@@ -88,6 +92,7 @@ class FlashAlphaClient:
         retries: int = 2,
         backoff_seconds: float = 0.5,
         max_pace_seconds: float = 30.0,
+        max_requests_per_second: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         headers = {"Accept": "application/json", "User-Agent": "flowbot/0.1"}
@@ -98,8 +103,18 @@ class FlashAlphaClient:
         )
         # TLS only for https (the real API); the sandbox and local fakes speak plain HTTP.
         tls = httpx.create_ssl_context() if base_url.startswith("https:") else None
+        self.pacer = RatePacer()
+        if max_requests_per_second is not None:
+            self.pacer.configure(max_requests_per_second)
         self._transport = (
-            AdaptiveTransport(self.concurrency, ssl_context=tls) if transport is None else None
+            AdaptiveTransport(
+                self.concurrency,
+                pacer=self.pacer,
+                short_retry_after=max_pace_seconds,
+                ssl_context=tls,
+            )
+            if transport is None
+            else None
         )
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),

@@ -146,10 +146,13 @@ class CachePhase:
 class RateLimiter:
     """Per-key requests per second (real time, not simulated): fixed one-second windows.
     ``check(key)`` returns ``None`` when the request may go on, else the ``Retry-After``
-    seconds (whole, at least 1) to send with a 429. ``rps`` None or 0 = unlimited."""
+    seconds (whole, at least 1) to send with a 429. ``rps`` None or 0 = unlimited.
+    ``advertise``: whether responses carry the limit as an IETF ``RateLimit-Policy`` header
+    (:attr:`policy`); FlashAlpha documents none, so the bot must also cope without it."""
 
-    def __init__(self, rps: float | None) -> None:
+    def __init__(self, rps: float | None, advertise: bool = True) -> None:
         self.rps = rps
+        self.policy = f'"per-second";q={math.ceil(rps)};w=1' if rps and advertise else None
         self._lock = threading.Lock()
         self._windows: dict[str | None, tuple[int, int]] = {}
         self.refused = 0
@@ -402,6 +405,8 @@ def build_app(state: SandboxState) -> Starlette:
                     status, content = await serve(endpoint, symbol, request, now, period)
             headers = _rate_headers(quota, now)
             headers.update(extra)
+            if state.limiter.policy is not None and quota is not None:
+                headers["RateLimit-Policy"] = state.limiter.policy
             log.append(
                 RequestRecord(request.url.path, endpoint, symbol, status, now, key, time.time())
             )

@@ -60,6 +60,10 @@ def sim_command(
         float | None,
         typer.Option(help="Requests per second per API key; more get 429 with Retry-After."),
     ] = None,
+    rate_limit_policy: Annotated[
+        bool,
+        typer.Option(help="Advertise --rate-limit in a RateLimit-Policy header on responses."),
+    ] = True,
 ) -> None:
     """Run a local FlashAlpha Lab API sandbox (the six flow endpoints) until interrupted.
 
@@ -90,6 +94,7 @@ def sim_command(
         extra_keys=keys,
         cache_phase=cache_phase,
         rate_limit=rate_limit,
+        rate_limit_policy=rate_limit_policy,
     )
     stop = threading.Event()
     # SIGTERM (and Ctrl-C) end the wait below; the sandbox then shuts down cleanly, exit 0.

@@ -56,7 +56,9 @@ class Sandbox:
     faults: extra FaultRule objects on top of the scenario's ``[[faults]]``.
     cache_phase: where cache periods start (:class:`CachePhase`: ``"epoch"``, ``"random"``,
     ``"per-symbol"`` or seconds). rate_limit: requests per second per API key (real time);
-    more get 429 with ``Retry-After: 1``, not charged to the daily quota (None = no limit).
+    more get 429 with ``Retry-After: 1``, not charged to the daily quota (None = no limit);
+    ``rate_limit_policy``: whether responses advertise it (``RateLimit-Policy: "per-second";
+    q=N;w=1``).
 
     Use as ``with Sandbox(...) as sb:`` or ``start()``/``stop()``. Attributes: ``base_url``,
     ``clock`` (SimClock), ``request_log`` (RequestLog of RequestRecord), ``faults`` (FaultSet),
@@ -75,6 +77,7 @@ class Sandbox:
         faults: list[FaultRule] | None = None,
         cache_phase: str | float = "epoch",
         rate_limit: float | None = None,
+        rate_limit_policy: bool = True,
     ) -> None:
         if scenario is None:
             scenario = default_scenario()
@@ -89,7 +92,7 @@ class Sandbox:
         self.host, self.port = host, port
         self.admin = admin
         self.cache_phase = CachePhase(cache_phase, self.market.seed)
-        self.limiter = RateLimiter(rate_limit)
+        self.limiter = RateLimiter(rate_limit, advertise=rate_limit_policy)
         self._state = SandboxState(
             self.market,
             self.clock,
