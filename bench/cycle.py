@@ -6,8 +6,9 @@ summary + flow-anomaly per symbol plus five leaderboards (options, and the four 
 405 requests. ``flowbot once --dry-run`` runs with the shipped client defaults; the loop is
 ``bench/sdk_loop.py`` (the official ``flashalpha`` SDK, one request at a time). Pairs are
 alternated (loop, once, loop, once, ...) and the ratio is given per pair. Then ``flowbot once``
-again against a sandbox that allows 100 requests/s per key: its 429s (from the sandbox's log)
-and failed requests (the bot's own count).
+again against a sandbox that allows 100 requests/s per key, once advertising it in a
+``RateLimit-Policy`` header and once not: its 429s (from the sandbox's log) and failed
+requests (the bot's own count).
 
     .venv/bin/python bench/cycle.py [--symbols 200] [--pairs 3] [--latency-ms 50]
 """
@@ -80,16 +81,21 @@ def main(count: int = 200, pairs: int = 3, latency_ms: float = 50.0) -> list[flo
             f"cycle of {count} symbols at {latency_ms:g} ms ({2 * count + 5} requests), "
             f"SDK loop / flowbot once: {'; '.join(rows)}"
         )
-        with Sandbox(scenario, speed=0, rate_limit=100) as limited:
-            config = _config(tmp, limited.base_url, names)
-            took, stderr = _timed(_once(config))
-            statuses = [r.status for r in limited.request_log.snapshot()]
-        found = re.search(r"(\d+) response\(s\), (\d+) failure\(s\)", stderr)
-        failed = found.group(2) if found else "?"
-        print(
-            f"  with the sandbox limiting 100 req/s: {took:.2f} s, {statuses.count(429)} x 429 "
-            f"of {len(statuses)} requests, {failed} failed request(s)"
-        )
+        for advertised in (True, False):
+            with Sandbox(
+                scenario, speed=0, rate_limit=100, rate_limit_policy=advertised
+            ) as limited:
+                config = _config(tmp, limited.base_url, names)
+                took, stderr = _timed(_once(config))
+                statuses = [r.status for r in limited.request_log.snapshot()]
+            found = re.search(r"(\d+) response\(s\), (\d+) failure\(s\)", stderr)
+            failed = found.group(2) if found else "?"
+            how = "advertised in RateLimit-Policy" if advertised else "not advertised"
+            print(
+                f"  with the sandbox limiting 100 req/s ({how}): {took:.2f} s, "
+                f"{statuses.count(429)} x 429 of {len(statuses)} requests, "
+                f"{failed} failed request(s)"
+            )
     return ratios
 
 
