@@ -281,7 +281,7 @@ class Engine:
                         last_alerted=self.store.last_alerted,
                         parent_alerted=lambda key: self.store.has_alert(key, session),
                     ),
-                    expires_at=self.expires_at(session, now),
+                    expires_at=lambda: self.expires_at(session, now),
                     silences=silences,
                     drills=drills,
                 )

@@ -100,7 +100,7 @@ def run(
     session: str,
     config: PipelineConfig,
     lookups: Lookups,
-    expires_at: datetime | None,
+    expires_at: Callable[[], datetime | None],
     silences: Sequence[Silence] = (),
     drills: Mapping[str, Drill] | None = None,
 ) -> TickResult:
@@ -108,7 +108,9 @@ def run(
     memory from the last tick (rule name → memory); ``notices``: the bot's own events of this
     tick (:mod:`bot.notices`), which follow the rules' events; ``silences``: those in force;
     ``drills``: symbol → drill-down for the 0DTE alerts sent this tick (the engine fetches
-    them for :func:`bot.drill.wanted` of a first run, then runs again with them)."""
+    them for :func:`bot.drill.wanted` of a first run, then runs again with them);
+    ``expires_at()``: when this tick's messages stop being worth sending (UTC), asked only
+    when there is a message (it may need the exchange calendar)."""
     detected, memory = detect(prev, curr, config.rules, ctx)
     events = detected + list(notices)
     events, silenced = silence(events, silences, ctx.now)
@@ -135,8 +137,9 @@ def run(
     ]
     reasons = {id(d.event): d.reason for d in sent}
     index = {id(d.event): i for i, d in enumerate(sent)}
+    expiry = expires_at() if batches else None
     messages = [
-        render(batch, config, reasons, index, session=session, now=ctx.now, expires_at=expires_at)
+        render(batch, config, reasons, index, session=session, now=ctx.now, expires_at=expiry)
         for batch in batches
     ]
     return TickResult(events, decisions, alerts, messages, memory)

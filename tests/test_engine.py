@@ -6,7 +6,7 @@ the delayed marker on the same simulated clock)."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -67,7 +67,9 @@ def slack():
         yield server
 
 
-def make_bot(sandbox, slack, state: Path, *, key="sandbox-alpha", plan="alpha", symbols=None):
+def make_bot(
+    sandbox, slack, state: Path, *, key="sandbox-alpha", plan="alpha", symbols=None, close_of=None
+):
     settings = load_settings(
         None,
         flashalpha={"base_url": sandbox.base_url, "plan": plan, "retries": 1},
@@ -82,7 +84,7 @@ def make_bot(sandbox, slack, state: Path, *, key="sandbox-alpha", plan="alpha", 
         Secrets(flashalpha_api_key=key),
         context=BuildContext(environ={"SLACK_BOT_TOKEN": DEFAULT_TOKEN}),
         clock=sandbox.clock.now,
-        close_of=lambda day: None,
+        close_of=close_of or (lambda day: None),
     )
 
 
@@ -242,3 +244,24 @@ async def test_cumulative_series_are_not_kept_between_ticks(sandbox, slack, tmp_
     later = await bot.engine.poll_symbols(at(sandbox, "15:31"))
     await bot.aclose()
     assert not [e for e in later.events if e.rule == "flow_inflection"]
+
+
+async def test_the_calendar_is_asked_only_when_an_alert_is_queued(sandbox, slack, tmp_path):
+    """A quiet poll never needs the session's close (the exchange calendar costs a child
+    process); the poll that queues the flip asks once, and the flip expires at that close."""
+    asked: list[date] = []
+    close = datetime(2026, 6, 5, 20, 0, tzinfo=UTC)
+
+    def close_of(day: date) -> datetime:
+        asked.append(day)
+        return close
+
+    bot = make_bot(sandbox, slack, tmp_path / "state.sqlite3", close_of=close_of)
+    await bot.engine.poll_symbols(at(sandbox, "09:30"))
+    await bot.engine.poll_symbols(at(sandbox, "10:00"))
+    assert asked == []
+    await bot.engine.poll_symbols(at(sandbox, "10:33"))
+    assert asked == [date(2026, 6, 5)]
+    (queued,) = bot.store.pending()
+    await bot.aclose()
+    assert queued.expires_at == close
