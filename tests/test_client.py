@@ -92,10 +92,40 @@ async def test_5xx_is_retried_then_succeeds():
 
 
 async def test_persistent_outage_raises_unavailable():
-    """A source down for every retry raises Unavailable (the engine keeps the old snapshot)."""
-    async with client_for(lambda r: httpx.Response(503)) as client:
+    """A source down for every retry raises Unavailable (the engine keeps the old snapshot)
+    after exactly ``retries + 1`` requests (2 + 1), the first one included."""
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(503)
+
+    async with client_for(handler) as client:
         with pytest.raises(Unavailable):
             await client.flow_anomaly("SPY")
+    assert len(calls) == 3
+
+
+async def test_the_same_path_with_other_params_is_another_request_and_no_cookie_is_kept():
+    """Requests built from remembered URLs still carry each call's own query, the key and
+    the timeout; a Set-Cookie from the server is not sent back."""
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        body = {"metric": request.url.params["metric"], "n": 5, "entries": []}
+        return httpx.Response(200, json=body, headers={"Set-Cookie": "track=1; Path=/"})
+
+    async with client_for(handler) as client:
+        for metric in ("heat", "pin_risk", "heat"):
+            await client.zero_dte_leaderboard(metric, n=5)
+    assert [str(r.url) for r in seen] == [
+        "http://api.test/v1/flow/zero-dte/leaderboard?metric=heat&n=5",
+        "http://api.test/v1/flow/zero-dte/leaderboard?metric=pin_risk&n=5",
+        "http://api.test/v1/flow/zero-dte/leaderboard?metric=heat&n=5",
+    ]
+    assert all(r.headers["X-Api-Key"] == KEY and "cookie" not in r.headers for r in seen)
+    assert all(r.extensions["timeout"]["read"] == 10.0 for r in seen)
 
 
 @pytest.mark.parametrize(
