@@ -207,7 +207,8 @@ class Bot:
 @cache
 def _trading_calendar(today: date) -> TradingCalendar:
     """The XNYS calendar around ``today``, built once per day and process, on the first commit
-    that needs a close (exchange_calendars runs in a short-lived child process, ~0.9 s, see
+    that needs a close (exchange_calendars runs in a short-lived child process, ~0.9 s, in the
+    first process of the day; later ones read the session table from the on-disk cache, see
     :mod:`bot.calendar`; the scheduler's own calendar comes from the same cached sessions)."""
     from bot.calendar import TradingCalendar
 

@@ -2,7 +2,11 @@
 
 Built on ``exchange_calendars``, which is run in a short-lived child process
 (``python -m bot.calendar``): it hands back the session table as plain dates and times, so
-pandas and exchange_calendars (about 50 MB) never load into the long-running bot. Every method
+pandas and exchange_calendars (about 50 MB) never load into the long-running bot. The table is
+kept on disk too, in ``$XDG_CACHE_HOME/flowbot/`` (``~/.cache/flowbot/`` when unset), one file
+per exchange, range and exchange_calendars version, so a ``flowbot once`` from cron runs the
+child (about 0.6 s of a full core) only once a day; deleting those files is safe, and a cache
+that cannot be read or written is passed over (see :func:`cache_dir`). Every method
 takes and returns *aware* datetimes; instants are UTC (``*_utc``) unless a name says New York
 (``*_ny``). A naive datetime is rejected, because guessing its zone is how a recap ends up an
 hour late after a DST change.
@@ -14,13 +18,19 @@ Config keys that drive the callers (read by the scheduler, not here):
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
+import logging
+import os
 import subprocess
 import sys
+import tempfile
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
+from pathlib import Path
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from bot.child import child_command
@@ -32,7 +42,10 @@ __all__ = [
     "CalendarRangeError",
     "Session",
     "TradingCalendar",
+    "cache_dir",
 ]
+
+log = logging.getLogger("flowbot.calendar")
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -51,6 +64,14 @@ class CalendarError(ValueError):
 
 CHILD_TIMEOUT_SECONDS = 120.0
 """How long the child process building a session table may take (it needs about 1 s)."""
+
+CACHE_FORMAT = 1
+"""Version of the cache files' name and content (the child's JSON rows); part of the key, so
+bumping it leaves the old files unread until they are pruned."""
+
+CACHE_MAX_AGE_SECONDS = 3 * 86400.0
+"""Calendar cache files not written for this long are deleted when a new one is written (the
+default range slides daily, so each day has a new key and yesterday's file is dead)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +133,141 @@ def _session_rows(exchange: str, start: date, end: date) -> list[list[object]]:
     ]
 
 
-@cache
-def _load_sessions(exchange: str, start: date, end: date) -> tuple[Session, ...]:
-    # Building an exchange calendar takes ~0.5 s and exchange_calendars with pandas ~50 MB, so
-    # a child process builds it (this process never imports them) and one process asks for a
-    # range once (scheduler, CLI, tests share it). Sessions are immutable: sharing is safe.
+def cache_dir() -> Path | None:
+    """Where the session tables are cached: ``$XDG_CACHE_HOME/flowbot``, or
+    ``~/.cache/flowbot`` when XDG_CACHE_HOME is unset, empty or relative (the XDG rule);
+    ``None`` without a home directory. Everything in it can be deleted at any time."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        try:
+            base = str(Path.home() / ".cache")
+        except RuntimeError:  # no HOME and no passwd entry
+            return None
+    return Path(base) / "flowbot"
+
+
+def _library_version() -> str | None:
+    """The installed exchange_calendars version, ``None`` when it is not installed."""
+    # importlib.metadata is loaded in every flowbot process already (pydantic's plugin loader
+    # imports it) and the lookup reads one METADATA file: about 0.7 ms, against ~0.6 s for the
+    # child it saves. exchange_calendars itself is not imported.
+    from importlib import metadata
+
+    try:
+        return metadata.version("exchange_calendars") or None
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _cache_path(exchange: str, start: date, end: date) -> Path | None:
+    """The cache file of one session table, or ``None`` when there is nowhere to keep it.
+    The key is the exchange, the range, the exchange_calendars version and
+    :data:`CACHE_FORMAT`, e.g. ``calendar-v1-XNYS-2025-12-03-2028-12-05-xcals4.13.2.json``
+    (quoted: ``24/7`` is an exchange code)."""
+    directory = cache_dir()
+    version = _library_version()
+    if directory is None or version is None:
+        return None
+    ex, ver = quote(exchange, safe=""), quote(version, safe="")
+    return directory / f"calendar-v{CACHE_FORMAT}-{ex}-{start}-{end}-xcals{ver}.json"
+
+
+def _parse_rows(rows: object) -> tuple[Session, ...]:
+    """Sessions from the child's JSON rows (see :func:`_session_rows`), ``ValueError`` when
+    ``rows`` are not such a table: aware times, dates in order (the lookups bisect them)."""
+    if not isinstance(rows, list):
+        raise ValueError("not a list of sessions")
+    sessions: list[Session] = []
+    for row in rows:
+        if not (
+            isinstance(row, list)
+            and len(row) == 4
+            and all(isinstance(text, str) for text in row[:3])
+            and isinstance(row[3], bool)
+        ):
+            raise ValueError(f"not a session row: {row!r:.80}")
+        day, opened, closed, early = row
+        session = Session(
+            date.fromisoformat(day),
+            datetime.fromisoformat(opened),
+            datetime.fromisoformat(closed),
+            early,
+        )
+        if session.open_utc.tzinfo is None or session.close_utc.tzinfo is None:
+            raise ValueError(f"naive time in session row: {row!r:.80}")
+        if session.close_utc <= session.open_utc or (
+            sessions and sessions[-1].date >= session.date
+        ):
+            raise ValueError(f"session row out of order: {row!r:.80}")
+        sessions.append(session)
+    return tuple(sessions)
+
+
+def _read_cache(path: Path) -> tuple[Session, ...] | None:
+    """The sessions cached in ``path``; ``None`` when it is missing, unreadable or not a
+    session table (then the caller builds the table and overwrites the file)."""
+    try:
+        return _parse_rows(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:  # JSON and Unicode errors are ValueErrors
+        log.debug("calendar cache %s ignored: %s", path, exc)
+        return None
+
+
+_unwritable: set[Path] = set()
+"""Cache directories already reported as unwritable (one log line per directory and process)."""
+
+
+def _write_cache(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a temporary file in the same directory, then
+    ``os.replace``: a reader sees the old file or the new one, never half of one), then prune
+    the directory. A failure is logged once per directory and process, and swallowed."""
+    directory = path.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=path.name + ".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except (OSError, ValueError) as exc:  # ValueError: a path the OS cannot take
+        if directory not in _unwritable:
+            _unwritable.add(directory)
+            log.info(
+                "calendar cache off: cannot write in %s (%s); the session table is built "
+                "on each run (set XDG_CACHE_HOME to a writable directory to keep it)",
+                directory,
+                getattr(exc, "strerror", None) or exc,
+            )
+        return
+    _prune(directory, keep=path)
+
+
+def _prune(directory: Path, keep: Path) -> None:
+    """Delete the calendar cache files in ``directory`` (and temporary files a crash left)
+    not written for :data:`CACHE_MAX_AGE_SECONDS`, except ``keep``. Other files are not ours
+    to touch; a file another process deletes first is fine."""
+    cutoff = datetime.now(UTC).timestamp() - CACHE_MAX_AGE_SECONDS
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.startswith("calendar-") or entry.path == str(keep):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
+
+
+def _run_child(exchange: str, start: date, end: date) -> str:
+    """The child's JSON session table of ``exchange`` over ``start..end`` (its stdout).
+    Raises :class:`CalendarError` when exchange_calendars refuses, else ``RuntimeError``."""
     argv, env = child_command("bot.calendar", exchange, start.isoformat(), end.isoformat())
     try:
         done = subprocess.run(
@@ -130,15 +281,29 @@ def _load_sessions(exchange: str, start: date, end: date) -> tuple[Session, ...]
             raise CalendarError(f"{exchange} calendar {start}..{end}: {lines[-1]}")
         tail = lines[-1] if lines else f"exit status {done.returncode}"
         raise RuntimeError(f"{exchange} calendar {start}..{end}: child process failed: {tail}")
-    return tuple(
-        Session(
-            date=date.fromisoformat(day),
-            open_utc=datetime.fromisoformat(opened),
-            close_utc=datetime.fromisoformat(closed),
-            early_close=early,
-        )
-        for day, opened, closed, early in json.loads(done.stdout)
-    )
+    return done.stdout
+
+
+@cache
+def _load_sessions(exchange: str, start: date, end: date) -> tuple[Session, ...]:
+    """The sessions of ``exchange`` over ``start..end``: from this process's memory, else the
+    cache file (:func:`_cache_path`), else the child process, whose table is then written to
+    the cache file. A cache that cannot be read or written never fails the calendar."""
+    # Building an exchange calendar takes ~0.5 s and exchange_calendars with pandas ~50 MB, so
+    # a child process builds it (this process never imports them) and one process asks for a
+    # range once (scheduler, CLI, tests share it). Sessions are immutable: sharing is safe.
+    path = _cache_path(exchange, start, end)
+    if path is not None and (cached := _read_cache(path)) is not None:
+        return cached
+    text = _run_child(exchange, start, end)
+    try:
+        sessions = _parse_rows(json.loads(text))
+    except ValueError as exc:
+        msg = f"{exchange} calendar {start}..{end}: child process printed no session table"
+        raise RuntimeError(f"{msg}: {exc}") from None
+    if path is not None:
+        _write_cache(path, text)
+    return sessions
 
 
 class TradingCalendar:
@@ -149,9 +314,10 @@ class TradingCalendar:
     today, because the library's own default stops a year ahead and a long-running bot would
     silently run out of sessions. Methods asked about dates outside the range raise
     :class:`CalendarRangeError`; rebuild the calendar (e.g. daily) to slide the window.
-    Construction is cached per (exchange, start, end); the first one of a range runs a child
-    process for about 1 s. Raises :class:`CalendarError` when exchange_calendars refuses the
-    exchange or the range, ``RuntimeError`` when the child process cannot run.
+    Construction is cached per (exchange, start, end), in this process and in a file (see
+    :func:`cache_dir`): only the first one of a range, per day and exchange_calendars version,
+    runs a child process for about 1 s. Raises :class:`CalendarError` when exchange_calendars
+    refuses the exchange or the range, ``RuntimeError`` when the child process cannot run.
     """
 
     def __init__(

@@ -7,6 +7,10 @@ started the first time a test asks for it, so tests that do not need it do not p
 ``store_target`` is what :class:`bot.store.Store` opens, once per backend: a new SQLite file
 (id ``sqlite``) or a new PostgreSQL database (id ``postgresql``); ``store`` is a ``Store``
 open on it. A test that takes either runs on both; ``-k sqlite`` never starts PostgreSQL.
+
+Every test runs with ``XDG_CACHE_HOME`` set to a temporary directory of the session (and so do
+the processes the tests start, which inherit it), so the calendar cache of ``bot.calendar``
+never writes into the user's ``~/.cache``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,15 @@ from bot.store import Store
 from tests.support.postgres import PostgresServer
 
 BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _xdg_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``XDG_CACHE_HOME`` for the whole session: a temporary directory, not ``~/.cache``."""
+    path = tmp_path_factory.mktemp("xdg-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(path))
+        yield path
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import UTC, date, datetime, time
@@ -216,7 +217,7 @@ def test_sessions_between(cal):
     assert days == [date(2026, 11, d) for d in (23, 24, 25, 27)]
 
 
-def test_sessions_come_from_a_child_process():
+def test_sessions_come_from_a_child_process(tmp_path):
     """Building a calendar leaves pandas and exchange_calendars out of this process."""
     code = (
         "import sys\n"
@@ -226,10 +227,13 @@ def test_sessions_come_from_a_child_process():
         "assert c.session_for(date(2026, 11, 27)).early_close\n"
         "print(sorted({'pandas', 'exchange_calendars'} & set(sys.modules)))\n"
     )
+    # An empty cache of its own, so the child process does run.
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=env
     )
     assert done.stdout.strip() == "[]"
+    assert len(list((tmp_path / "flowbot").glob("calendar-*.json"))) == 1
 
 
 def test_unknown_exchange():
