@@ -14,8 +14,8 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.interval import IntervalTrigger
@@ -24,7 +24,6 @@ from bot.app import Bot
 from bot.budget import Budget
 from bot.calendar import TradingCalendar
 from bot.engine import utcnow
-from bot.http import start_http, stop_http
 from bot.leader import CHECK_SECONDS, Leadership
 from bot.pacer import Pacer, pacers_for
 from bot.reports import due_reports
@@ -32,6 +31,9 @@ from bot.rules.flow_inflection import FlowInflectionConfig
 from bot.settings import ConfigError
 from bot.status import FRESH_WITHIN
 from bot.store import NotLeader
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 __all__ = ["build_scheduler", "run_forever"]
 
@@ -172,10 +174,15 @@ async def _start_http(
     bot: Bot, budget: Budget, calendar: TradingCalendar, scheduler: AsyncIOScheduler
 ) -> web.AppRunner | None:
     """The health / metrics / status listener on ``[http] listen`` (``None`` when off).
-    Raises :class:`ConfigError` naming the key when the address cannot be bound."""
+    Raises :class:`ConfigError` naming the key when the address cannot be bound.
+
+    :mod:`bot.http` (aiohttp's server, Jinja, the status template) is imported only when the
+    listener is on: about 30 ms of start-up and its memory otherwise."""
     listen = bot.settings.http.listen
     if not listen:
         return None
+    from bot.http import start_http
+
     market_hours_only = bot.settings.schedule.market_hours_only
     try:
         return await start_http(
@@ -269,5 +276,7 @@ async def run_forever(
         else:
             _step("claim release", bot.worker.release)
         if http is not None:
+            from bot.http import stop_http
+
             await stop_http(http)  # before the store closes: its pages read it
         await bot.aclose()

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,6 +29,7 @@ from tests.support.slack_api import DEFAULT_TOKEN, SlackApiServer
 from tests.test_engine import QUIET, at, make_bot, tick
 
 HOSTILE = '<script>alert("x")</script> & <b>bold</b>'
+ROOT = Path(__file__).resolve().parents[1]
 LEAKY_ERROR = f"POST https://hooks.slack.com/services/T0/B0/SECRETPATH failed ({DEFAULT_TOKEN})"
 
 
@@ -293,3 +296,17 @@ def test_http_listen_defaults_to_localhost_and_can_be_turned_off():
     assert load_settings(None).http.listen == "127.0.0.1:9464"
     assert load_settings(None, http={"listen": ""}).http.listen == ""
     assert load_settings(None, http={"listen": "[::1]:9464"}).http.listen == "[::1]:9464"
+
+
+def test_the_listener_is_imported_only_when_on():
+    """``flowbot run``'s scheduler module leaves aiohttp's server, Jinja and :mod:`bot.http`
+    unloaded: with ``listen = ""`` they are never imported."""
+    code = (
+        "import sys\n"
+        "import bot.schedule\n"
+        "print(sorted({'aiohttp.web', 'bot.http', 'jinja2'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert done.stdout.strip() == "[]"

@@ -3,7 +3,9 @@
 Times are UTC ISO-8601 text (they sort as text on SQLite and PostgreSQL alike, and SQLite
 files written before SQLAlchemy keep working); ``session`` is the New York trading date
 (``YYYY-MM-DD``). Migrations (:mod:`bot.store.migrations`) create and change these tables;
-this module only describes the current schema for queries.
+an empty database is created from this module at once (:func:`bot.store.migrate.upgrade`). A
+change here therefore needs its revision too: ``tests/test_store_schema.py`` fails when the
+two schemas differ.
 """
 
 from __future__ import annotations
