@@ -77,3 +77,17 @@ def test_a_rate_is_learnt_from_the_first_429_then_halved_once_per_window() -> No
 def test_an_immediate_429_still_learns_at_least_one_request() -> None:
     pacer = RatePacer(Clock())
     assert pacer.learn(100.0) == Rate(1, 1.0, "learned")
+
+
+def test_requests_sent_before_the_rate_was_known_count_against_it() -> None:
+    """The first burst goes out before any response says the limit; once it is known, that
+    burst fills the window, so the next send waits instead of drawing a 429."""
+    clock = Clock()
+    pacer = RatePacer(clock)
+    for _ in range(16):
+        pacer.sent()
+    clock.now += 0.05
+    pacer.advertise('"s";q=20;w=1')  # paced at 18 per second
+    pacer.sent()
+    pacer.sent()
+    assert pacer.delay() == pytest.approx(0.95)

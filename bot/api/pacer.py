@@ -32,6 +32,8 @@ MARGIN = 0.9
 PACED_WINDOW_SECONDS = 60.0
 """Longest policy window paced request by request; longer ones are quotas."""
 
+_LOG = 4096  # send times kept at least (more when a rate allows more per window)
+
 _ITEM = re.compile(r'(?:^|,)\s*(?:"[^"]*"|[0-9]+)\s*((?:;\s*[a-z0-9_-]+=[^;,]*)*)')
 _PARAM = re.compile(r";\s*([a-z0-9_-]+)=([^;,]*)")
 _LEADING = re.compile(r"\s*([0-9]+)")
@@ -95,7 +97,7 @@ class RatePacer:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.rate: Rate | None = None
-        self._sent: deque[float] = deque()
+        self._sent: deque[float] = deque(maxlen=_LOG)
         self._accepted: deque[float] = deque()
         self._policy: str | None = None  # the last RateLimit-Policy value read
         self._learned_at = float("-inf")
@@ -163,6 +165,8 @@ class RatePacer:
             return 0.0
         now = self.clock()
         sent = self._sent
+        if sent.maxlen is not None and sent.maxlen < rate.requests:
+            sent = self._sent = deque(sent, maxlen=rate.requests)
         while sent and sent[0] <= now - rate.window:
             sent.popleft()
         if len(sent) < rate.requests:
@@ -170,6 +174,6 @@ class RatePacer:
         return sent[-rate.requests] + rate.window - now
 
     def sent(self) -> None:
-        """Record one send now (call it right before sending)."""
-        if self.rate is not None:
-            self._sent.append(self.clock())
+        """Record one send now (call it right before sending). Sends are recorded before any
+        rate is known too, so the first burst counts once a rate arrives."""
+        self._sent.append(self.clock())

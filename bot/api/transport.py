@@ -87,6 +87,7 @@ class AdaptiveTransport(httpx.AsyncBaseTransport):
         if pacer.rate is None:
             await self._acquire()
             if pacer.rate is None:
+                pacer.sent()
                 return
             await self._release()  # a rate was learnt while this request waited: pace it
         async with self._pacing:  # one waiter at a time: sends leave in order, evenly
