@@ -410,7 +410,7 @@ class Store:
                 z, base, chain = codec.pack(data, None), None, 0
             packed.append(
                 {
-                    "series": self._series(conn, row.source, row.key, row.session),
+                    "series": (row.source, row.key, row.session),
                     "observed": _ms(row.observed_at),
                     "z": z,
                     "base": base,
@@ -428,6 +428,9 @@ class Store:
             )
         if not packed:
             return
+        ids = self._series(conn, {values["series"] for values in packed})
+        for values in packed:
+            values["series"] = ids[values["series"]]
         hist_ids = conn.execute(
             history.insert().returning(history.c.id, sort_by_parameter_order=True), packed
         ).scalars()
@@ -445,23 +448,27 @@ class Store:
             latest,
         )
 
-    def _series(self, conn: Connection, source: str, key: str, session: str) -> int:
-        """The id of series (``source``, ``key``, ``session``), made on first use."""
-        name = (source, key, session)
-        found = self._series_ids.get(name)
-        if found is None:
-            query = select(series.c.id).where(
-                series.c.source == source, series.c.key == key, series.c.session == session
+    def _series(
+        self, conn: Connection, names: set[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], int]:
+        """The ids of series ``(source, key, session)``, made on first use: one query for
+        those not remembered yet, one insert for those new to the database."""
+        if len(self._series_ids) > 10_000:
+            self._series_ids.clear()
+        wanted = names - self._series_ids.keys()
+        if wanted:
+            query = select(series.c.source, series.c.key, series.c.session, series.c.id).where(
+                series.c.session.in_(sorted({n[2] for n in wanted})),
+                series.c.source.in_(sorted({n[0] for n in wanted})),
             )
-            found = conn.execute(query).scalar()
-            if found is None:
+            found = {(r[0], r[1], r[2]): int(r[3]) for r in conn.execute(query)}
+            new = sorted(wanted - found.keys())
+            if new:
                 stmt = self._insert(series).on_conflict_do_nothing()
-                conn.execute(stmt, {"source": source, "key": key, "session": session})
-                found = conn.execute(query).scalar_one()
-            if len(self._series_ids) > 10_000:
-                self._series_ids.clear()
-            self._series_ids[name] = int(found)
-        return int(found)
+                conn.execute(stmt, [{"source": s, "key": k, "session": d} for s, k, d in new])
+                found = {(r[0], r[1], r[2]): int(r[3]) for r in conn.execute(query)}
+            self._series_ids.update((n, found[n]) for n in wanted)
+        return {n: self._series_ids[n] for n in names}
 
     # -- alert log ------------------------------------------------------------------------------
 
