@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import build_destinations
 from bot.deliver.base import BuildContext
+from bot.destinations import build_destinations
 from bot.settings import ConfigError, load_settings
 
 ROUTED = """
