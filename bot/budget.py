@@ -10,8 +10,9 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from bot.api.sources import SOURCES
-from bot.rules.top_n import TopNConfig
+from bot.api.sources import SOURCES, FetchArgs
+from bot.rules.flow_inflection import FlowInflectionConfig
+from bot.rules.top_n import TopNConfig, rows_needed
 from bot.settings import PLAN_QUOTAS, Settings, plan_allows
 
 __all__ = ["Budget", "PlannedSources", "plan_budget", "sources_for"]
@@ -98,6 +99,38 @@ def sources_for(settings: Settings) -> PlannedSources:
         board=[s for s in wanted_board if s not in skipped],
         skipped=skipped,
     )
+
+
+def fetch_args(settings: Settings) -> FetchArgs:
+    """What the sources' fetches need from ``settings``: the watchlist's expiry, each board's
+    rows (the top_n rule's N plus its hysteresis margin) and window, and the flow_inflection
+    rule's window of per-minute flow."""
+    top_n = settings.rule_config("top_n", TopNConfig)
+    options_rows, zero_dte_rows = rows_needed(top_n)
+    inflection = settings.rule_config("flow_inflection", FlowInflectionConfig)
+    return FetchArgs(
+        expiry=settings.watchlist.expiry,
+        options_n=options_rows,
+        window_minutes=top_n.window_minutes,
+        zero_dte_n=zero_dte_rows,
+        cumulative_minutes=inflection.window_minutes,
+    )
+
+
+def first_cycle(settings: Settings) -> list[tuple[str, str]]:
+    """The requests of a first poll of everything, as ``(source, key)``: each source of each
+    configured watchlist symbol, then each board (key: its 0DTE metric, or ``-``). The
+    session's auto-watched symbols are not known before the store is open, so not here."""
+    symbol_sources, board_sources, _ = sources_for(settings)
+    jobs = [(s, symbol) for symbol in settings.watchlist.symbols for s in symbol_sources]
+    return jobs + [board_job(board) for board in board_sources]
+
+
+def board_job(board: str) -> tuple[str, str]:
+    """``(source, key)`` of a board source: ``zero_dte_leaderboard:heat`` is
+    ``("zero_dte_leaderboard", "heat")``, ``options_leaderboard`` is keyed ``-``."""
+    source, _, key = board.partition(":")
+    return source, key or "-"
 
 
 def plan_budget(settings: Settings) -> Budget:

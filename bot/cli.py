@@ -7,24 +7,28 @@ request is made.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from bot.calendar import Session
-from bot.lock import StateLock
+from bot.lock import StateLock, StateLocked
 
 if TYPE_CHECKING:
+    from bot.api.client import FlashAlphaClient
     from bot.app import Bot
+    from bot.destinations import Destinations
     from bot.leader import Leadership
     from bot.store import Store
 from bot.settings import ConfigError, Secrets, Settings, load_secrets, load_settings
 from bot.sim.command import sim_command
+from bot.startup import starting
 
 app = typer.Typer(
     add_completion=False,
@@ -61,9 +65,7 @@ def _load(config: Path | None) -> tuple[Settings, Secrets]:
         settings = load_settings(config)
         secrets = load_secrets(Path("/run/secrets"))
     except ConfigError as exc:
-        # The key is written [section.key]: escape it, or rich reads it as markup and drops it.
-        err.print(f"[bold red]config error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        _config_error(exc)
     return settings, secrets
 
 
@@ -87,19 +89,46 @@ def _require_sources(settings: Settings) -> None:
 
 
 def _build(
-    settings: Settings, secrets: Secrets, *, dry_run: bool = False, state: Path | None = None
+    settings: Settings,
+    secrets: Secrets,
+    *,
+    dry_run: bool = False,
+    state: Path | None = None,
+    client: FlashAlphaClient | None = None,
+    built: Destinations | None = None,
 ) -> Bot:
     """The bot, or exit 2 when the plan serves nothing, a destination's secret is missing or
-    a route is wrong. ``state`` replaces the configured store (``:memory:``: a check)."""
+    a route is wrong. ``state`` replaces the configured store (``:memory:``: a check);
+    ``client`` and ``built``: the API client and destinations, made already."""
     from bot.app import build_bot
 
     _require_sources(settings)
+    try:
+        return build_bot(
+            settings, secrets, dry_run=dry_run, state_path=state, client=client, built=built
+        )
+    except ConfigError as exc:
+        _config_error(exc)
+
+
+def _destinations(settings: Settings, *, dry_run: bool) -> Destinations:
+    """The config's destinations, built and checked against the routes, or exit 2."""
+    from bot.deliver.base import BuildContext
+    from bot.destinations import build_destinations
 
     try:
-        return build_bot(settings, secrets, dry_run=dry_run, state_path=state)
+        return build_destinations(
+            settings, BuildContext(secrets_dir=Path("/run/secrets")), dry_run=dry_run
+        )
     except ConfigError as exc:
-        err.print(f"[bold red]config error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        _config_error(exc)
+
+
+def _config_error(exc: ConfigError) -> NoReturn:
+    """Print ``exc`` and exit 2. The key is written ``[section.key]``: escaped, or rich would
+    read it as markup and drop it."""
+    err.print(f"[bold red]config error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2) from None
 
 
 def _sqlite_path(settings: Settings) -> str:
@@ -109,13 +138,39 @@ def _sqlite_path(settings: Settings) -> str:
     return to_url(settings.state.target()).database or ":memory:"
 
 
-def _leadership(bot: Bot) -> Leadership:
-    """Who polls on ``bot``'s state: the SQLite file's lock, or PostgreSQL's advisory lock."""
+def _leadership(bot: Bot, lock: StateLock | None = None) -> Leadership:
+    """Who polls on ``bot``'s state: the SQLite file's lock (``lock`` when this process
+    made it already), or PostgreSQL's advisory lock."""
     from bot.leader import FileLeadership, PostgresLeadership
 
     if bot.store.shared:
         return PostgresLeadership(bot.store.engine)
-    return FileLeadership(StateLock(bot.store.url.database or ":memory:"))
+    return FileLeadership(lock or StateLock(bot.store.url.database or ":memory:"))
+
+
+def _not_run(refusal: str) -> int:
+    """Say why ``flowbot once`` did not poll (another process polls this state); exit 1."""
+    err.print(
+        f"[red]not run:[/] {escape(refusal)} (a `flowbot run` polls it already)", soft_wrap=True
+    )
+    return 1
+
+
+def _prefetching_client(settings: Settings, secrets: Secrets) -> FlashAlphaClient:
+    """A client for ``settings`` that has started every request of a first cycle
+    (:func:`bot.budget.first_cycle`, :meth:`FlashAlphaClient.prefetch`)."""
+    from functools import partial
+
+    from bot.api.client import client_for
+    from bot.api.sources import SOURCES
+    from bot.budget import fetch_args, first_cycle
+
+    client = client_for(settings, secrets)
+    args = fetch_args(settings)
+    client.prefetch(
+        partial(SOURCES[source].fetch, client, key, args) for source, key in first_cycle(settings)
+    )
+    return client
 
 
 async def _standby(lock: StateLock) -> bool:
@@ -147,7 +202,7 @@ def _logging(level: str, settings: Settings, secrets: Secrets, log_format: str =
     from bot.logs import setup_logging
 
     try:
-        from bot.app import destination_secrets
+        from bot.deliver import destination_secrets
         from bot.deliver.base import BuildContext
 
         hidden = secrets.values() + destination_secrets(
@@ -205,7 +260,9 @@ def run(
         from bot.leader import FileLeadership
 
         # A config mistake stops here, standby or not (the state is not opened yet).
-        await _build(settings, secrets, state=Path(":memory:")).aclose()
+        with starting(collect=True):
+            checked = _build(settings, secrets, state=Path(":memory:"))
+        await checked.aclose()
         leadership: Leadership
         if settings.state.url.startswith("postgresql"):
             bot = _build(settings, secrets)  # migrates (replicas starting together take turns)
@@ -226,8 +283,7 @@ def run(
     try:
         asyncio.run(main())
     except ConfigError as exc:  # e.g. [http] listen on an address in use
-        err.print(f"[bold red]config error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        _config_error(exc)
 
 
 @app.command()
@@ -240,23 +296,43 @@ def once(
     """Run one poll cycle (symbols and leaderboards) now, deliver, and exit."""
     settings, secrets = _load(config)
     _logging(log_level, settings, secrets, log_format)
-    from bot.engine import utcnow
+    _require_sources(settings)
 
     async def main() -> int:
-        bot = _build(settings, secrets, dry_run=dry_run)
-        leadership = _leadership(bot)
+        with starting():
+            built = _destinations(settings, dry_run=dry_run)
+            lock = None if dry_run or settings.state.url else StateLock(settings.state.path)
+            client = None
+            if lock is not None or dry_run:
+                # SQLite (or nothing remembered): its file lock says at once whether this
+                # process may poll, so the first cycle's requests leave before the store and
+                # the engine are imported and built, and their answers wait for them.
+                if lock is not None:
+                    try:
+                        lock.acquire()
+                    except StateLocked as exc:
+                        return _not_run(str(exc))
+                client = _prefetching_client(settings, secrets)
+                # Until the first answer (a round trip: every first request is on its way
+                # by then), or 50 ms; then each import holds the loop for up to ~0.15 s, and
+                # in between it goes on connecting, sending and reading.
+                await client.first_answer(timeout=0.05)
+                for module in ("bot.store", "bot.engine", "bot.app"):
+                    importlib.import_module(module)
+                    await asyncio.sleep(0)
+            bot = _build(settings, secrets, dry_run=dry_run, client=client, built=built)
+        leadership = _leadership(bot, lock)
         if not leadership.try_acquire():
             await bot.aclose()
-            err.print(
-                f"[red]not run:[/] {escape(leadership.refusal)} (a `flowbot run` polls it already)",
-                soft_wrap=True,
-            )
-            return 1
+            return _not_run(leadership.refusal)
         bot.store.fence = leadership.fence
         try:
-            now = utcnow()
-            first = await bot.engine.poll_symbols(now)
-            second = await bot.engine.poll_leaderboards(now)
+            now = datetime.now(UTC)
+            # Both at once, as the scheduler runs them: the boards' requests go out with the
+            # symbols' rather than after their commit (each cycle commits on its own).
+            first, second = await asyncio.gather(
+                bot.engine.poll_symbols(now), bot.engine.poll_leaderboards(now)
+            )
             await bot.worker.flush()
         finally:
             leadership.release()

@@ -23,9 +23,9 @@ from pydantic import BaseModel
 from bot.api.client import FlashAlphaClient
 from bot.api.errors import outcome
 from bot.api.models import DECISIONS, FLOW_DIRECTIONS, REGIMES, FlowAnomaly, FlowSummary
-from bot.api.sources import SOURCES, FetchArgs
+from bot.api.sources import SOURCES
 from bot.autowatch import AutoWatchlist
-from bot.budget import plan_budget, sources_for
+from bot.budget import board_job, fetch_args, plan_budget, sources_for
 from bot.drill import Drill, fetch_drills, wanted
 from bot.events import Event
 from bot.health import SourceHealth
@@ -43,7 +43,7 @@ from bot.policy import Decision
 from bot.rules import DetectContext, Memory
 from bot.rules.flow_inflection import FlowInflectionConfig
 from bot.rules.memory import memory_from_rows, memory_rows
-from bot.rules.top_n import TopNConfig, rows_needed
+from bot.rules.top_n import TopNConfig
 from bot.settings import Settings, plan_allows
 from bot.silences import active
 from bot.snapshot import MarketSnapshot, snapshot_from_models, snapshot_from_rows
@@ -122,7 +122,6 @@ class Engine:
         self._symbol_sources = symbol_sources
         self._board_sources = board_sources
         top_n = settings.rule_config("top_n", TopNConfig)
-        options_rows, zero_dte_rows = rows_needed(top_n)  # N + margin, for the hysteresis
         inflection = settings.rule_config("flow_inflection", FlowInflectionConfig)
         self.auto = AutoWatchlist(
             settings.watchlist.auto_from,
@@ -132,13 +131,7 @@ class Engine:
             watchlist=settings.watchlist.symbols,
         )
         """The session's auto-watched symbols (``[watchlist] auto_from``)."""
-        self._args = FetchArgs(
-            expiry=settings.watchlist.expiry,
-            options_n=options_rows,
-            window_minutes=top_n.window_minutes,
-            zero_dte_n=zero_dte_rows,
-            cumulative_minutes=inflection.window_minutes,
-        )
+        self._args = fetch_args(settings)
         self._drill_minutes = (
             top_n.drill_minutes
             if top_n.enabled and top_n.drill and plan_allows(settings.flashalpha.plan, "alpha")
@@ -176,10 +169,7 @@ class Engine:
 
     async def poll_leaderboards(self, now: datetime) -> CycleReport:
         """Poll the options and 0DTE leaderboards the top_n rule watches."""
-        jobs = [
-            Job(*source.split(":", 1)) if ":" in source else Job(source, "-")
-            for source in self._board_sources
-        ]
+        jobs = [Job(*board_job(source)) for source in self._board_sources]
         return await self._cycle(now, jobs)
 
     async def poll_cumulative(self, now: datetime) -> CycleReport:

@@ -5,13 +5,14 @@ responses, documented errors mapped to exceptions, transient failures retried wi
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import stamina
@@ -40,7 +41,10 @@ from bot.api.pacer import RatePacer
 from bot.api.transport import AdaptiveTransport
 from bot.cadence import stamp_of
 
-__all__ = ["FlashAlphaClient", "RateLimit"]
+if TYPE_CHECKING:
+    from bot.settings import Secrets, Settings
+
+__all__ = ["FlashAlphaClient", "RateLimit", "client_for"]
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -49,6 +53,10 @@ Observer = Callable[[str, float, float, float], None]
 times (our clock) whose body was built at ``stamp`` (server clock, Unix seconds)."""
 _MAX_PACED = 20  # 429s with a short Retry-After waited out for one call before it fails
 _MAX_URLS = 4096  # parsed request URLs kept (symbols x endpoints x params)
+_EARLY: contextvars.ContextVar[bool] = contextvars.ContextVar("flowbot_early", default=False)
+"""True inside :meth:`FlashAlphaClient.prefetch`'s tasks."""
+RequestKey = tuple[str, tuple[tuple[str, Any], ...]]
+"""A GET's identity: its path and its query parameters in order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +96,7 @@ class FlashAlphaClient:
         *,
         timeout: float = 10.0,
         max_concurrency: int = 64,
-        initial_concurrency: int = 8,
+        initial_concurrency: int = 16,
         retries: int = 2,
         backoff_seconds: float = 0.5,
         max_pace_seconds: float = 30.0,
@@ -116,15 +124,16 @@ class FlashAlphaClient:
             if transport is None
             else None
         )
+        self._base_url = base_url.rstrip("/")
         self._http = _CookielessClient(
-            base_url=base_url.rstrip("/"),
+            base_url=self._base_url,
             headers=headers,
             timeout=timeout,
             transport=transport or self._transport,
         )
         # Each request is built from a parsed URL kept per (path, params) and the client's
-        # merged headers: httpx's build_request parses and merges again every time (~40 µs).
-        self._urls: dict[tuple[str, tuple[tuple[str, Any], ...]], httpx.URL] = {}
+        # merged headers: httpx's build_request parses and merges every time (~40 µs).
+        self._urls: dict[RequestKey, httpx.URL] = {}
         self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
         self._attempts = retries + 1
         self._backoff = backoff_seconds
@@ -134,9 +143,41 @@ class FlashAlphaClient:
         self.rate_limit = RateLimit(None, None, None)
         self._rate_headers: tuple[str, str | None, str | None] | None = None
         self.observers: list[Observer] = []
+        self._early: dict[RequestKey, asyncio.Future[Any]] = {}
+        self._prefetching: set[asyncio.Task[None]] = set()
+
+    def prefetch(self, calls: Iterable[Callable[[], Awaitable[object]]]) -> None:
+        """Start each of ``calls`` now (each makes its requests through this client), ahead of
+        the code that will make the same requests: the next GET of the same path and
+        parameters takes the early answer, or its error, instead of asking again (once; a
+        request still in flight is waited for). ``flowbot once`` sends its first cycle this
+        way before it imports and builds the rest of the bot. Must be called on the loop
+        that will use the client; :meth:`aclose` drops answers nobody took."""
+        context = contextvars.copy_context()
+        context.run(_EARLY.set, True)
+        loop = asyncio.get_running_loop()
+        for call in calls:
+            task = loop.create_task(_quietly(call), context=context)
+            self._prefetching.add(task)
+            task.add_done_callback(self._prefetching.discard)
+
+    async def first_answer(self, timeout: float) -> None:
+        """Wait until one :meth:`prefetch` call has finished, at most ``timeout`` seconds
+        (by then the others are sent too, or queued behind the in-flight limit)."""
+        if self._prefetching:
+            await asyncio.wait(
+                self._prefetching, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Drop early answers nobody took and close the connection pool."""
+        for task in list(self._prefetching):
+            task.cancel()
+        for early in self._early.values():
+            if early.done() and not early.cancelled():
+                early.exception()  # taken here: nobody else will
+            early.cancel()
+        self._early.clear()
         await self._http.aclose()
 
     async def __aenter__(self) -> FlashAlphaClient:
@@ -189,6 +230,27 @@ class FlashAlphaClient:
     # -- transport ---------------------------------------------------------------------------
 
     async def _get(self, path: str, params: dict[str, Any] | None, model: type[M]) -> M:
+        key = (path, tuple(params.items()) if params else ())
+        if _EARLY.get():
+            early: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._early[key] = early
+            try:
+                result = await self._get_paced(path, params, model)
+            except asyncio.CancelledError:
+                early.cancel()
+                raise
+            except Exception as exc:
+                early.set_exception(exc)
+                raise
+            early.set_result(result)
+            return result
+        taken = self._early.pop(key, None)
+        if taken is not None:
+            answer: M = await taken
+            return answer
+        return await self._get_paced(path, params, model)
+
+    async def _get_paced(self, path: str, params: dict[str, Any] | None, model: type[M]) -> M:
         paced = 0
         while True:
             try:
@@ -229,13 +291,15 @@ class FlashAlphaClient:
         raise AssertionError("unreachable: retry_context re-raises the last error")
 
     def _request(self, path: str, params: dict[str, Any] | None) -> httpx.Request:
-        """A GET of ``path`` with ``params``, as ``self._http.build_request`` would build it."""
+        """A GET of ``path`` with ``params``, as ``self._http.build_request`` would build it
+        (with one URL parse, not three)."""
         key = (path, tuple(params.items()) if params else ())
         url = self._urls.get(key)
         if url is None:
             if len(self._urls) >= _MAX_URLS:
                 self._urls.clear()
-            url = self._urls[key] = self._http.build_request("GET", path, params=params).url
+            query = f"?{httpx.QueryParams(params)}" if params else ""
+            url = self._urls[key] = httpx.URL(f"{self._base_url}{path}{query}")
         return httpx.Request("GET", url, headers=self._http.headers, extensions=self._extensions)
 
     async def _get_once(self, path: str, params: dict[str, Any] | None, model: type[M]) -> M:
@@ -286,6 +350,29 @@ class FlashAlphaClient:
             remaining=_int_or_none(headers.get("X-RateLimit-Remaining")),
             reset=_unix_or_none(headers.get("X-RateLimit-Reset")),
         )
+
+
+def client_for(settings: Settings, secrets: Secrets) -> FlashAlphaClient:
+    """The client ``[flashalpha]`` describes (base URL, timeout, concurrency ceiling, request
+    rate, retries), sending ``FLASHALPHA_API_KEY`` from ``secrets`` when set."""
+    api = settings.flashalpha
+    key = secrets.flashalpha_api_key
+    return FlashAlphaClient(
+        api.base_url,
+        key.get_secret_value() if key else None,
+        timeout=api.timeout_seconds,
+        max_concurrency=api.max_concurrency,
+        max_requests_per_second=api.max_requests_per_second,
+        retries=api.retries,
+    )
+
+
+async def _quietly(call: Callable[[], Awaitable[object]]) -> None:
+    """Run a prefetch call; its outcome goes to whoever takes its answers, not here."""
+    try:
+        await call()
+    except Exception:
+        return
 
 
 class _NoCookies(httpx.Cookies):
