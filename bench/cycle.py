@@ -1,14 +1,16 @@
 """One poll cycle of 200 symbols at 50 ms a request: ``flowbot once`` vs the SDK loop.
 
-Both are whole processes (start-up included) against the same sandbox (``bot.sim.Sandbox`` in
-this process; a ``latency`` fault of 50 ms on every endpoint, frozen clock). The cycle is
+Both are whole processes (start-up included) against the same sandbox (``flowbot sim`` in its
+own process, so its CPU is not the bench's; a ``latency`` fault of 50 ms on every endpoint,
+frozen clock). The cycle is
 summary + flow-anomaly per symbol plus five leaderboards (options, and the four 0DTE metrics):
 405 requests. ``flowbot once --dry-run`` runs with the shipped client defaults; the loop is
 ``bench/sdk_loop.py`` (the official ``flashalpha`` SDK, one request at a time). Pairs are
 alternated (loop, once, loop, once, ...) and the ratio is given per pair. Then ``flowbot once``
 again against a sandbox that allows 100 requests/s per key, once advertising it in a
 ``RateLimit-Policy`` header and once not: its 429s (from the sandbox's log) and failed
-requests (the bot's own count).
+requests (the bot's own count); that sandbox runs in this process, whose request log counts
+them.
 
     .venv/bin/python bench/cycle.py [--symbols 200] [--pairs 3] [--latency-ms 50]
 """
@@ -25,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PYTHON, ROOT, symbols, tempdir, write_scenario
+from common import PYTHON, ROOT, SandboxProcess, symbols, tempdir, write_scenario
 
 from bot.sim import Sandbox
 
@@ -57,7 +59,7 @@ def _timed(argv: list[str]) -> tuple[float, str]:
 
 
 def _once(config: Path) -> list[str]:
-    return [PYTHON, "-m", "bot.cli", "once", "--dry-run", "-c", str(config), "--log-level", "ERROR"]
+    return [PYTHON, "-m", "bot", "once", "--dry-run", "-c", str(config), "--log-level", "ERROR"]
 
 
 def main(count: int = 200, pairs: int = 3, latency_ms: float = 50.0) -> list[float]:
@@ -68,9 +70,9 @@ def main(count: int = 200, pairs: int = 3, latency_ms: float = 50.0) -> list[flo
     with tempdir() as tmp_name:
         tmp = Path(tmp_name)
         scenario = write_scenario(tmp, names, fault)
-        with Sandbox(scenario, speed=0) as sandbox:
-            config = _config(tmp, sandbox.base_url, names)
-            loop = [PYTHON, str(LOOP), sandbox.base_url, KEY, *names]
+        with SandboxProcess("--speed", "0", "--scenario", str(scenario)) as sandbox:
+            config = _config(tmp, sandbox.url, names)
+            loop = [PYTHON, str(LOOP), sandbox.url, KEY, *names]
             rows = []
             for _ in range(pairs):
                 sdk, _ = _timed(loop)

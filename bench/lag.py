@@ -109,7 +109,7 @@ def main(
                 "SLACK_BOT_TOKEN": DEFAULT_TOKEN,
             }
             bot = subprocess.Popen(
-                [PYTHON, "-m", "bot.cli", "run", "-c", str(config), "--log-level", "WARNING"],
+                [PYTHON, "-m", "bot", "run", "-c", str(config), "--log-level", "WARNING"],
                 cwd=ROOT,
                 env=env,
                 stderr=subprocess.PIPE,

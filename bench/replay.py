@@ -22,13 +22,13 @@ def main(runs: int = 3) -> float:
     with tempdir() as tmp:
         out = Path(tmp) / "demo"
         subprocess.run(
-            [PYTHON, "-m", "bot.cli", "demo", "--out", str(out)],
+            [PYTHON, "-m", "bot", "demo", "--out", str(out)],
             cwd=ROOT,
             capture_output=True,
             check=True,
         )
         command = [
-            PYTHON, "-m", "bot.cli", "replay",
+            PYTHON, "-m", "bot", "replay",
             "--state", str(out / "flowbot.sqlite3"),
             "--date", SESSION,
             "--config", str(out / "config.toml"),

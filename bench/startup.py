@@ -34,7 +34,7 @@ def main(runs: int = 5) -> float:
             sandbox.request_log.clear()
             start = time.time()
             subprocess.run(
-                [sys.executable, "-m", "bot.cli", "once", "--dry-run", "-c", str(config)],
+                [sys.executable, "-m", "bot", "once", "--dry-run", "-c", str(config)],
                 cwd=ROOT,
                 env=env,
                 capture_output=True,
