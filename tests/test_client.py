@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 
 import httpx
@@ -206,3 +208,59 @@ def test_models_share_their_set_of_given_fields():
             "vwap",
         }
     )
+
+
+async def test_a_prefetched_request_is_sent_once_and_its_answer_taken_once():
+    """An early request answers the next identical call (no second request); the call after
+    that asks again; another symbol was never prefetched and asks at once."""
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        symbol = request.url.path.rsplit("/", 1)[1]
+        return httpx.Response(200, json={"symbol": symbol, "flow_direction": "neutral"})
+
+    async with client_for(handler) as client:
+        client.prefetch([lambda: client.flow_summary("SPY")])
+        await client.first_answer(timeout=5)
+        assert calls == ["/v1/flow/summary/SPY"]
+        first = await client.flow_summary("SPY")
+        assert calls == ["/v1/flow/summary/SPY"] and first.symbol == "SPY"
+        await client.flow_summary("SPY")
+        await client.flow_summary("QQQ")
+    assert calls == ["/v1/flow/summary/SPY", "/v1/flow/summary/SPY", "/v1/flow/summary/QQQ"]
+
+
+async def test_a_prefetched_error_reaches_the_call_that_takes_it():
+    """A 404 to the early request is raised to the poll that takes it, as if it had asked."""
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(404, json=ERRORS[404])
+
+    async with client_for(handler) as client:
+        client.prefetch([lambda: client.flow_summary("XYZ")])
+        with pytest.raises(SymbolNotFound):
+            await client.flow_summary("XYZ")
+    assert len(calls) == 1
+
+
+async def test_answers_nobody_took_are_dropped_at_close(caplog):
+    """A prefetch still in flight or answered with an error and never taken ends with the
+    client: nothing pending, nothing logged as a lost exception."""
+    release = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("SLOW"):
+            await release.wait()
+        return httpx.Response(503)
+
+    client = FlashAlphaClient("http://api.test", KEY, transport=httpx.MockTransport(handler))
+    client.prefetch([lambda: client.flow_summary("FAIL"), lambda: client.flow_summary("SLOW")])
+    await asyncio.sleep(0.05)
+    await client.aclose()
+    await asyncio.sleep(0)
+    gc.collect()
+    await asyncio.sleep(0)
+    assert "never retrieved" not in caplog.text

@@ -12,6 +12,7 @@ import pytest
 from bot.deliver.base import BuildContext
 from bot.destinations import build_destinations
 from bot.settings import ConfigError, load_settings
+from bot.sim import Sandbox
 
 ROUTED = """
 [[destinations]]
@@ -132,16 +133,18 @@ def test_lists_of_tables_come_from_the_environment_as_json(
 def test_cli_exits_2_when_a_destination_secret_is_missing(tmp_path: Path) -> None:
     """`flowbot once` with a route to Discord but no DISCORD_WEBHOOK_URL exits 2, names the
     variable, and makes no request."""
-    path = write(tmp_path, "[flashalpha]\nbase_url = 'http://127.0.0.1:9'\n" + ROUTED)
-    env = {"PATH": "/usr/bin:/bin", "SLACK_BOT_TOKEN": "xoxb-test"}
-    done = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "once", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env=env,
-    )
+    env = {"PATH": "/usr/bin:/bin", "SLACK_BOT_TOKEN": "xoxb-test", "FLASHALPHA_API_KEY": "k"}
+    with Sandbox(speed=0) as sandbox:
+        path = write(tmp_path, f"[flashalpha]\nbase_url = '{sandbox.base_url}'\n" + ROUTED)
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", "once", "--config", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env=env,
+        )
+        assert sandbox.request_count() == 0
     assert done.returncode == 2, done.stderr
     assert "DISCORD_WEBHOOK_URL is not set" in done.stderr and "Traceback" not in done.stderr
     assert "xoxb-test" not in done.stderr + done.stdout
