@@ -45,7 +45,7 @@ def test_sandbox_refuses_over_the_limit_with_retry_after() -> None:
 async def test_unadvertised_limit_loses_no_poll_and_is_learnt(tmp_path: Path) -> None:
     """400 requests against a 100 req/s limit the API does not advertise: the first 429s are
     waited out and sent again, so every poll succeeds and none is reported failed, and the
-    rate accepted before the first 429 becomes the pace (90 % of it)."""
+    requests sent in the second before the first 429 become the pace (90 % of them)."""
     with Sandbox(scenario=SCENARIO, speed=0, rate_limit=100, rate_limit_policy=False) as sandbox:
         settings = load_settings(
             None,
@@ -70,7 +70,7 @@ async def test_unadvertised_limit_loses_no_poll_and_is_learnt(tmp_path: Path) ->
     assert bot.client.throttled > 0
     rate = bot.client.pacer.rate
     assert rate is not None and rate.source == "learned"
-    assert 0 < rate.per_second <= 100
+    assert 40 <= rate.per_second <= 100  # below the real 100 per second, within a halving
 
 
 async def test_an_advertised_limit_paces_the_cycle_below_it() -> None:

@@ -120,13 +120,12 @@ class AdaptiveTransport(httpx.AsyncBaseTransport):
         policy = headers.get("RateLimit-Policy")
         if policy is not None and (rate := pacer.advertise(policy)) is not None:
             log.info("API rate limit %s: sending at most %s", policy, rate)
-        if not throttled:
-            pacer.accepted(started)
-        elif (
-            _short(headers.get("Retry-After"), self._short_retry_after)
+        if (
+            throttled
+            and _short(headers.get("Retry-After"), self._short_retry_after)
             and (rate := pacer.learn(started)) is not None
         ):
-            log.info("API refused requests past its rate limit: sending at most %s", rate)
+            log.warning("API refused requests past its rate limit: sending at most %s", rate)
         return httpx.Response(
             response.status_code,
             headers=response.headers,
