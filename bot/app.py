@@ -5,6 +5,7 @@ is polled or sent."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["Bot", "build_bot", "expiry_for"]
 
 NEW_YORK = ZoneInfo("America/New_York")
+log = logging.getLogger("flowbot.app")
 
 
 def expiry_for(
@@ -97,13 +99,17 @@ def _trading_calendar(today: date) -> TradingCalendar:
 
 
 def _calendar_close(day: date) -> datetime | None:
-    """The XNYS close of New York date ``day`` (UTC), ``None`` without a session or when
-    ``day`` is outside the calendar's range."""
-    from bot.calendar import CalendarRangeError
+    """The XNYS close of New York date ``day`` (UTC), ``None`` without a session, when ``day``
+    is outside the calendar's range, or when the calendar cannot be built (logged as a
+    warning; the alert then expires at midnight New York rather than never being queued)."""
+    from bot.calendar import CalendarError, CalendarRangeError
 
     try:
         session = _trading_calendar(date.today()).session_for(day)
     except CalendarRangeError:
+        return None
+    except (CalendarError, RuntimeError) as exc:
+        log.warning("no exchange calendar (%s): alerts expire at midnight New York", exc)
         return None
     return session.close_utc if session is not None else None
 

@@ -203,16 +203,28 @@ def _parse_rows(rows: object) -> tuple[Session, ...]:
     return tuple(sessions)
 
 
-def _read_cache(path: Path) -> tuple[Session, ...] | None:
-    """The sessions cached in ``path``; ``None`` when it is missing, unreadable or not a
-    session table (then the caller builds the table and overwrites the file)."""
+def _read_cache(path: Path, start: date, end: date) -> tuple[Session, ...] | None:
+    """The sessions cached in ``path``; ``None`` when it is missing, unreadable, not a session
+    table, or one that does not reach from ``start`` to ``end`` (within
+    :data:`_COVER_SLACK`: holidays and weekends), so the caller builds the table and
+    overwrites the file."""
     try:
-        return _parse_rows(json.loads(path.read_text(encoding="utf-8")))
+        sessions = _parse_rows(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:  # JSON and Unicode errors are ValueErrors
         log.debug("calendar cache %s ignored: %s", path, exc)
         return None
+    if not sessions or not (
+        sessions[0].date <= start + _COVER_SLACK and sessions[-1].date >= end - _COVER_SLACK
+    ):
+        log.debug("calendar cache %s ignored: does not cover %s..%s", path, start, end)
+        return None
+    return sessions
+
+
+_COVER_SLACK = timedelta(days=10)
+"""How far inside its range a cached table's first and last sessions may be."""
 
 
 _unwritable: set[Path] = set()
@@ -293,7 +305,7 @@ def _load_sessions(exchange: str, start: date, end: date) -> tuple[Session, ...]
     # a child process builds it (this process never imports them) and one process asks for a
     # range once (scheduler, CLI, tests share it). Sessions are immutable: sharing is safe.
     path = _cache_path(exchange, start, end)
-    if path is not None and (cached := _read_cache(path)) is not None:
+    if path is not None and (cached := _read_cache(path, start, end)) is not None:
         return cached
     text = _run_child(exchange, start, end)
     try:

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from bot.api.client import FlashAlphaClient
+from bot.api.client import FlashAlphaClient, client_for
 from bot.api.errors import ApiError, TierRestricted
 from bot.budget import CACHE_SECONDS, RESERVE, SESSION_MINUTES, plan_budget
 from bot.cadence import QuotaPace
@@ -57,7 +57,7 @@ async def run_check(settings: Settings, secrets: Secrets, console: Console) -> i
     key = secrets.flashalpha_api_key.get_secret_value() if secrets.flashalpha_api_key else None
     if key is None:
         console.print("[yellow]FLASHALPHA_API_KEY is not set[/]")
-    async with FlashAlphaClient(settings.flashalpha.base_url, key, retries=0) as client:
+    async with client_for(settings, secrets, retries=0) as client:
         symbol = settings.watchlist.symbols[0]
         answered = False
         try:

@@ -156,6 +156,21 @@ def _not_run(refusal: str) -> int:
     return 1
 
 
+def _opens(state: Path) -> bool:
+    """Whether the SQLite state file opens (made when missing) and reads as a database, so a
+    path that is a directory, unwritable or not a database fails before any request is sent
+    ahead of the store (the store then says why)."""
+    import sqlite3
+    from contextlib import closing
+
+    try:
+        with closing(sqlite3.connect(state, timeout=5)) as db:
+            db.execute("select count(*) from sqlite_master").fetchone()
+    except (sqlite3.Error, OSError):
+        return False
+    return True
+
+
 def _prefetching_client(settings: Settings, secrets: Secrets) -> FlashAlphaClient:
     """A client for ``settings`` that has started every request of a first cycle
     (:func:`bot.budget.first_cycle`, :meth:`FlashAlphaClient.prefetch`)."""
@@ -303,15 +318,16 @@ def once(
             built = _destinations(settings, dry_run=dry_run)
             lock = None if dry_run or settings.state.url else StateLock(settings.state.path)
             client = None
-            if lock is not None or dry_run:
-                # SQLite (or nothing remembered): its file lock says at once whether this
-                # process may poll, so the first cycle's requests leave before the store and
-                # the engine are imported and built, and their answers wait for them.
-                if lock is not None:
-                    try:
-                        lock.acquire()
-                    except StateLocked as exc:
-                        return _not_run(str(exc))
+            if lock is not None:
+                try:
+                    lock.acquire()
+                except StateLocked as exc:
+                    return _not_run(str(exc))
+            if dry_run or (lock is not None and _opens(settings.state.path)):
+                # SQLite (or nothing remembered): the file's lock said at once that this
+                # process may poll, and the file opens, so the first cycle's requests leave
+                # before the store and the engine are imported and built, and their answers
+                # wait for them.
                 client = _prefetching_client(settings, secrets)
                 # Until the first answer (a round trip: every first request is on its way
                 # by then), or 50 ms; then each import holds the loop for up to ~0.15 s, and
@@ -320,7 +336,12 @@ def once(
                 for module in ("bot.store", "bot.engine", "bot.app"):
                     importlib.import_module(module)
                     await asyncio.sleep(0)
-            bot = _build(settings, secrets, dry_run=dry_run, client=client, built=built)
+            try:
+                bot = _build(settings, secrets, dry_run=dry_run, client=client, built=built)
+            except BaseException:
+                if client is not None:
+                    await client.aclose()
+                raise
         leadership = _leadership(bot, lock)
         if not leadership.try_acquire():
             await bot.aclose()
@@ -330,9 +351,16 @@ def once(
             now = datetime.now(UTC)
             # Both at once, as the scheduler runs them: the boards' requests go out with the
             # symbols' rather than after their commit (each cycle commits on its own).
-            first, second = await asyncio.gather(
-                bot.engine.poll_symbols(now), bot.engine.poll_leaderboards(now)
+            polls = await asyncio.gather(
+                bot.engine.poll_symbols(now),
+                bot.engine.poll_leaderboards(now),
+                return_exceptions=True,  # both end before the lock is released
             )
+            first, second = polls
+            if isinstance(first, BaseException):
+                raise first
+            if isinstance(second, BaseException):
+                raise second
             await bot.worker.flush()
         finally:
             leadership.release()

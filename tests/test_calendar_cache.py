@@ -18,7 +18,7 @@ import pytest
 from bot import calendar
 from bot.calendar import CalendarError, Session, TradingCalendar
 
-START, END = date(2026, 11, 1), date(2026, 11, 30)
+START, END = date(2026, 11, 20), date(2026, 11, 30)
 
 # What the stand-in child prints: two sessions, the second an early close.
 TABLE = [
@@ -83,7 +83,7 @@ def test_a_new_process_reads_the_file_instead_of_running_the_child(cache_home, m
     first = TradingCalendar("XNYS", START, END)  # the real child process
     version = metadata.version("exchange_calendars")
     assert cache_files(cache_home) == [
-        f"calendar-v{calendar.CACHE_FORMAT}-XNYS-2026-11-01-2026-11-30-xcals{version}.json"
+        f"calendar-v{calendar.CACHE_FORMAT}-XNYS-2026-11-20-2026-11-30-xcals{version}.json"
     ]
     new_process()
     child = use_child(monkeypatch, FakeChild(code=FAILS))
@@ -114,8 +114,21 @@ def test_the_in_process_cache_is_kept(cache_home, monkeypatch):
         b'[["2026-11-25", "2026-11-25T14:30:00", "2026-11-25T21:00:00", false]]',  # naive
         b'[["2026-11-25", "2026-11-25T14:30:00+00:00", "2026-11-25T21:00:00+00:00", 0]]',
         json.dumps(TABLE[::-1]).encode(),  # out of order: bisect would answer wrongly
+        b"[]",  # no session at all: the bot would think the market never opens
+        json.dumps(TABLE[:1]).encode().replace(b"2026-11-25", b"2026-11-13"),  # ends too soon
     ],
-    ids=["truncated", "empty", "binary", "object", "short-row", "naive", "int-flag", "reversed"],
+    ids=[
+        "truncated",
+        "empty",
+        "binary",
+        "object",
+        "short-row",
+        "naive",
+        "int-flag",
+        "reversed",
+        "no-session",
+        "partial",
+    ],
 )
 def test_a_corrupt_file_is_ignored_and_replaced(cache_home, monkeypatch, content):
     """An unreadable cache file is passed over: the child builds the table, and the file is

@@ -264,3 +264,23 @@ async def test_answers_nobody_took_are_dropped_at_close(caplog):
     gc.collect()
     await asyncio.sleep(0)
     assert "never retrieved" not in caplog.text
+
+
+async def test_a_symbol_is_one_path_segment():
+    """A symbol with `/`, `?` or `#` (auto-watched symbols come from API responses) cannot
+    change the endpoint or swallow the query: it is percent-encoded; `BRK.B` is left as is."""
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        return httpx.Response(200, json={"symbol": "X", "flow_direction": "neutral"})
+
+    async with client_for(handler) as client:
+        for symbol in ("BRK.B", "A/B", "C?D", "E#F"):
+            await client.flow_summary(symbol, expiry="2026-06-05")
+    assert [u.raw_path.decode() for u in seen] == [
+        "/v1/flow/summary/BRK.B?expiry=2026-06-05",
+        "/v1/flow/summary/A%2FB?expiry=2026-06-05",
+        "/v1/flow/summary/C%3FD?expiry=2026-06-05",
+        "/v1/flow/summary/E%23F?expiry=2026-06-05",
+    ]

@@ -265,3 +265,19 @@ async def test_the_calendar_is_asked_only_when_an_alert_is_queued(sandbox, slack
     (queued,) = bot.store.pending()
     await bot.aclose()
     assert queued.expires_at == close
+
+
+def test_an_alert_still_expires_when_the_calendar_cannot_be_built(monkeypatch, caplog):
+    """exchange_calendars failing in its child process must not stop alerts from being
+    queued: the expiry falls back to midnight New York, with a warning."""
+    from bot import app
+    from bot.settings import load_settings as load
+
+    def broken(today: date) -> object:
+        raise RuntimeError("XNYS calendar: child process failed: boom")
+
+    monkeypatch.setattr(app, "_trading_calendar", broken)
+    expires_at = app.expiry_for(load(None), app._calendar_close)
+    now = datetime(2026, 6, 5, 14, 33, tzinfo=UTC)  # 10:33 New York
+    assert expires_at("2026-06-05", now) == datetime(2026, 6, 6, 4, 0, tzinfo=UTC)
+    assert "no exchange calendar" in caplog.text

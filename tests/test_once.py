@@ -74,3 +74,14 @@ def test_a_refused_once_sends_nothing(tmp_path: Path) -> None:
             done = _once(config)
         assert sandbox.request_count() == 0
     assert done.returncode == 1 and "is in use by flowbot pid" in done.stderr
+
+
+def test_a_state_file_that_does_not_open_costs_no_request(tmp_path: Path) -> None:
+    """The state path is a directory: the store's error ends the run as before, and no request
+    was sent ahead of it (on the Free plan 5 requests are the whole day)."""
+    with Sandbox(scenario=SCENARIO, speed=0) as sandbox:
+        config = _config(tmp_path, sandbox)
+        (tmp_path / "state.sqlite3").mkdir()
+        done = _once(config)
+        assert sandbox.request_count() == 0
+    assert done.returncode != 0

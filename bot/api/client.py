@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 import stamina
@@ -86,7 +87,8 @@ class FlashAlphaClient:
     :class:`MalformedResponse`. Other statuses raise at once (:class:`AuthError`,
     :class:`TierRestricted`, :class:`SymbolNotFound`, :class:`BadRequest`,
     :class:`QuotaExceeded`). Each callable in ``observers`` hears of every parsed 200 with
-    the time its body was built (:data:`Observer`), for :mod:`bot.cadence`.
+    the time its body was built (:data:`Observer`), for :mod:`bot.cadence`. ``transport``
+    replaces the adaptive transport, and with it the in-flight limit and the pacing (tests).
     """
 
     def __init__(
@@ -153,10 +155,10 @@ class FlashAlphaClient:
         request still in flight is waited for). ``flowbot once`` sends its first cycle this
         way before it imports and builds the rest of the bot. Must be called on the loop
         that will use the client; :meth:`aclose` drops answers nobody took."""
-        context = contextvars.copy_context()
-        context.run(_EARLY.set, True)
         loop = asyncio.get_running_loop()
         for call in calls:
+            context = contextvars.copy_context()
+            context.run(_EARLY.set, True)
             task = loop.create_task(_quietly(call), context=context)
             self._prefetching.add(task)
             task.add_done_callback(self._prefetching.discard)
@@ -191,12 +193,13 @@ class FlashAlphaClient:
     async def flow_summary(self, symbol: str, expiry: str | None = None) -> FlowSummary:
         """`GET /v1/flow/summary/{symbol}` (Growth+): ``flow_direction``, live GEX vs settled."""
         params = {"expiry": expiry} if expiry else None
-        return await self._get(f"/v1/flow/summary/{symbol}", params, FlowSummary)
+        return await self._get(f"/v1/flow/summary/{_segment(symbol)}", params, FlowSummary)
 
     async def flow_anomaly(self, symbol: str, expiry: str | None = None) -> FlowAnomaly:
         """`GET /v1/strategies/flow-anomaly/{symbol}` (Growth+): the decision envelope."""
         params = {"expiry": expiry} if expiry else None
-        return await self._get(f"/v1/strategies/flow-anomaly/{symbol}", params, FlowAnomaly)
+        path = f"/v1/strategies/flow-anomaly/{_segment(symbol)}"
+        return await self._get(path, params, FlowAnomaly)
 
     async def options_leaderboard(
         self, n: int = 10, window_minutes: int = 240
@@ -216,16 +219,15 @@ class FlashAlphaClient:
         """`GET /v1/flow/options/{symbol}/cumulative` (Alpha): per-minute net volume
         (contracts) and its running sum over ``minutes`` (1..10080)."""
         return await self._get(
-            f"/v1/flow/options/{symbol}/cumulative", {"minutes": minutes}, CumulativeFlow
+            f"/v1/flow/options/{_segment(symbol)}/cumulative", {"minutes": minutes}, CumulativeFlow
         )
 
     async def strike_flow(self, symbol: str, minutes: int = 30) -> StrikeFlow:
         """`GET /v1/flow/zero-dte/strike-flow/{symbol}?bar=1m&minutes=N` (Alpha): today's 0DTE
         per-strike signed flow in 1-minute bars over the last ``minutes`` (1..390); no 0DTE
         data is a 200 with empty ``strikes_grid`` and ``bars``."""
-        return await self._get(
-            f"/v1/flow/zero-dte/strike-flow/{symbol}", {"bar": "1m", "minutes": minutes}, StrikeFlow
-        )
+        path = f"/v1/flow/zero-dte/strike-flow/{_segment(symbol)}"
+        return await self._get(path, {"bar": "1m", "minutes": minutes}, StrikeFlow)
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -244,7 +246,7 @@ class FlashAlphaClient:
                 raise
             early.set_result(result)
             return result
-        taken = self._early.pop(key, None)
+        taken = self._early.pop(key, None) if self._early else None
         if taken is not None:
             answer: M = await taken
             return answer
@@ -352,9 +354,18 @@ class FlashAlphaClient:
         )
 
 
-def client_for(settings: Settings, secrets: Secrets) -> FlashAlphaClient:
+def _segment(symbol: str) -> str:
+    """``symbol`` as one URL path segment: ``/``, ``?``, ``#`` and ``%`` percent-encoded
+    (auto-watched symbols come from API responses)."""
+    return quote(symbol, safe="")
+
+
+def client_for(
+    settings: Settings, secrets: Secrets, *, retries: int | None = None
+) -> FlashAlphaClient:
     """The client ``[flashalpha]`` describes (base URL, timeout, concurrency ceiling, request
-    rate, retries), sending ``FLASHALPHA_API_KEY`` from ``secrets`` when set."""
+    rate, retries unless ``retries`` is given), sending ``FLASHALPHA_API_KEY`` from
+    ``secrets`` when set."""
     api = settings.flashalpha
     key = secrets.flashalpha_api_key
     return FlashAlphaClient(
@@ -363,7 +374,7 @@ def client_for(settings: Settings, secrets: Secrets) -> FlashAlphaClient:
         timeout=api.timeout_seconds,
         max_concurrency=api.max_concurrency,
         max_requests_per_second=api.max_requests_per_second,
-        retries=api.retries,
+        retries=api.retries if retries is None else retries,
     )
 
 
