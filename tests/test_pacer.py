@@ -3,6 +3,8 @@ how a rate is learnt from a 429 (a fake clock drives it; no I/O)."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from bot.api.pacer import LEARNED_FOR_SECONDS, Rate, RatePacer, parse_policy
@@ -36,36 +38,42 @@ class Clock:
         return self.now
 
 
-def test_an_advertised_rate_is_paced_at_90_percent_over_a_sliding_window() -> None:
+def send_when_allowed(pacer: RatePacer, clock: Clock, count: int) -> list[float]:
+    """Send ``count`` requests, each as soon as the pacer allows; their send times."""
+    times = []
+    for _ in range(count):
+        clock.now += pacer.delay()
+        pacer.sent()
+        times.append(clock.now)
+    return times
+
+
+def test_an_advertised_rate_is_paced_at_90_percent_evenly() -> None:
+    """q=10 per second is sent as 9 a second, one every 1/9 s (no burst at a window's edge),
+    so no second of the server's clock can see more than 9 of them."""
     clock = Clock()
     pacer = RatePacer(clock)
     assert pacer.delay() == 0.0  # no rate: everything goes
     assert pacer.advertise('"s";q=10;w=1') == Rate(((9, 1.0),), "advertised")
     assert pacer.advertise('"s";q=10;w=1') is None  # same header again: unchanged
-    for _ in range(9):
-        assert pacer.delay() == 0.0
-        pacer.sent()
-        clock.now += 0.01
-    assert pacer.delay() == pytest.approx(0.91)  # the 10th waits for the 1st to age out
-    clock.now = 101.0
-    assert pacer.delay() == 0.0
+    times = send_when_allowed(pacer, clock, 30)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) == pytest.approx(1 / 9)
+    for second in range(100, 104):
+        assert sum(1 for t in times if second <= t < second + 1) <= 9
 
 
 def test_every_advertised_policy_holds_over_its_own_window() -> None:
-    """100 a minute and 10 a second: bursts of 9 a second until 90 in the minute, then the
-    minute's window is what waits (not one request a second from the start)."""
+    """100 a minute and 10 a second: 9 a second until 90 in the minute, then the minute's
+    window is what waits."""
     clock = Clock()
     pacer = RatePacer(clock)
     assert str(pacer.advertise('"m";q=100;w=60, "s";q=10;w=1')) == (
         "90 per 60 s and 9 per 1 s (advertised)"
     )
-    for second in range(10):
-        for _ in range(9):
-            assert pacer.delay() == 0.0, f"second {second}"
-            pacer.sent()
-        assert pacer.delay() > 0.9  # the second's 9 are spent
-        clock.now += 1.0
-    assert pacer.delay() == pytest.approx(50.0)  # 90 in the minute: wait for the first
+    times = send_when_allowed(pacer, clock, 90)
+    assert times[-1] - times[0] == pytest.approx(89 / 9)  # 9 a second, evenly
+    assert pacer.delay() == pytest.approx(times[0] + 60 - clock.now)  # the minute is spent
 
 
 def test_a_configured_rate_wins_over_an_advertised_one() -> None:
@@ -123,6 +131,6 @@ def test_requests_sent_before_the_rate_was_known_count_against_it() -> None:
         pacer.sent()
     clock.now += 0.05
     pacer.advertise('"s";q=20;w=1')  # paced at 18 per second
-    pacer.sent()
-    pacer.sent()
-    assert pacer.delay() == pytest.approx(0.95)
+    send_when_allowed(pacer, clock, 2)
+    assert clock.now < 100.2  # room for 2 more in the burst's second, 1/18 s apart
+    assert pacer.delay() == pytest.approx(100.0 + 1.0 - clock.now)  # the 19th: after the burst

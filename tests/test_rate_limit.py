@@ -70,7 +70,9 @@ async def test_unadvertised_limit_loses_no_poll_and_is_learnt(tmp_path: Path) ->
     assert bot.client.throttled > 0
     rate = bot.client.pacer.rate
     assert rate is not None and rate.source == "learned"
-    assert 40 <= rate.per_second <= 100  # below the real 100 per second, within a halving
+    # Within a factor of 2 of the real 100 per second: a burst that spans two of the
+    # server's windows overestimates (a later 429 halves it), jitter underestimates a little.
+    assert 40 <= rate.per_second <= 200
 
 
 async def test_an_advertised_limit_paces_the_cycle_below_it() -> None:

@@ -96,7 +96,9 @@ def parse_policy(value: str) -> list[tuple[int, float]]:
 class RatePacer:
     """A log of send times: :meth:`delay` is how long until one more request may go without
     more than ``requests`` sends in any ``window`` seconds, for each of :attr:`rate`'s
-    limits. With no rate, everything may go at once. ``clock`` is a monotonic clock in
+    limits, and no sooner than ``window / requests`` after the last send for the limit with
+    the shortest window (a server counting fixed windows then never sees a burst at a window's
+    edge). With no rate, everything may go at once. ``clock`` is a monotonic clock in
     seconds. :meth:`learn` turns a 429 into a rate from the same log."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -181,6 +183,9 @@ class RatePacer:
         for requests, window in rate.limits:
             if len(sent) >= requests:
                 wait = max(wait, sent[-requests] + window - now)
+        if sent:  # evenly spaced within the shortest window, so arrivals do not bunch
+            requests, window = min(rate.limits, key=lambda limit: limit[1])
+            wait = max(wait, sent[-1] + window / requests - now)
         return wait
 
     def sent(self) -> None:
