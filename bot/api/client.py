@@ -232,10 +232,9 @@ class FlashAlphaClient:
     # -- transport ---------------------------------------------------------------------------
 
     async def _get(self, path: str, params: dict[str, Any] | None, model: type[M]) -> M:
-        key = (path, tuple(params.items()) if params else ())
         if _EARLY.get():
             early: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self._early[key] = early
+            self._early[_request_key(path, params)] = early
             try:
                 result = await self._get_paced(path, params, model)
             except asyncio.CancelledError:
@@ -246,7 +245,7 @@ class FlashAlphaClient:
                 raise
             early.set_result(result)
             return result
-        taken = self._early.pop(key, None) if self._early else None
+        taken = self._early.pop(_request_key(path, params), None) if self._early else None
         if taken is not None:
             answer: M = await taken
             return answer
@@ -295,7 +294,7 @@ class FlashAlphaClient:
     def _request(self, path: str, params: dict[str, Any] | None) -> httpx.Request:
         """A GET of ``path`` with ``params``, as ``self._http.build_request`` would build it
         (with one URL parse, not three)."""
-        key = (path, tuple(params.items()) if params else ())
+        key = _request_key(path, params)
         url = self._urls.get(key)
         if url is None:
             if len(self._urls) >= _MAX_URLS:
@@ -352,6 +351,11 @@ class FlashAlphaClient:
             remaining=_int_or_none(headers.get("X-RateLimit-Remaining")),
             reset=_unix_or_none(headers.get("X-RateLimit-Reset")),
         )
+
+
+def _request_key(path: str, params: dict[str, Any] | None) -> RequestKey:
+    """The :data:`RequestKey` of a GET of ``path`` with ``params``."""
+    return path, tuple(params.items()) if params else ()
 
 
 def _segment(symbol: str) -> str:

@@ -461,12 +461,16 @@ class Store:
                 series.c.session.in_(sorted({n[2] for n in wanted})),
                 series.c.source.in_(sorted({n[0] for n in wanted})),
             )
-            found = {(r[0], r[1], r[2]): int(r[3]) for r in conn.execute(query)}
+
+            def stored() -> dict[tuple[str, str, str], int]:
+                return {(r[0], r[1], r[2]): int(r[3]) for r in conn.execute(query)}
+
+            found = stored()
             new = sorted(wanted - found.keys())
             if new:
                 stmt = self._insert(series).on_conflict_do_nothing()
                 conn.execute(stmt, [{"source": s, "key": k, "session": d} for s, k, d in new])
-                found = {(r[0], r[1], r[2]): int(r[3]) for r in conn.execute(query)}
+                found = stored()
             self._series_ids.update((n, found[n]) for n in wanted)
         return {n: self._series_ids[n] for n in names}
 
